@@ -1,0 +1,1 @@
+"""FastAPI platform: one app per feature (users, feature flags, notifications)."""

@@ -1,0 +1,1 @@
+"""Feature-per-folder apps."""

@@ -1,0 +1,1 @@
+"""The feature flags app."""

@@ -1,0 +1,3 @@
+"""Tables of the feature flags app."""
+
+from __future__ import annotations

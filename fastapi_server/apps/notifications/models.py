@@ -1,0 +1,3 @@
+"""Tables of the notifications app."""
+
+from __future__ import annotations

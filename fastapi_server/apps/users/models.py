@@ -1,0 +1,3 @@
+"""Tables of the users app."""
+
+from __future__ import annotations

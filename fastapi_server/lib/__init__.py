@@ -1,0 +1,1 @@
+"""Generic helpers. Nothing here imports from ``fastapi_server.apps``."""

@@ -1,0 +1,27 @@
+"""The one error type the apps raise; ``main.py`` renders it as ``{"detail": {"code": ...}}``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """A domain error with a machine-readable code and the HTTP status it maps to.
+
+    Subclasses set ``code`` and ``status_code``; ``extra`` adds fields to the body
+    (for example ``reason`` for a rejected password). Core code raises these and knows
+    nothing of HTTP; scripts print ``message``.
+    """
+
+    code: ClassVar[str] = "APP_ERROR"
+    status_code: ClassVar[int] = 400
+    message: ClassVar[str] = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.detail_message = message or self.message
+        self.extra = extra
+        super().__init__(self.detail_message)
+
+    def to_detail(self) -> dict[str, Any]:
+        """The body's ``detail`` object."""
+        return {"code": self.code, "message": self.detail_message, **self.extra}

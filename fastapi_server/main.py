@@ -1,0 +1,119 @@
+"""The app factory: settings, logging, the engine's lifespan, every app's router."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
+from fastapi_server.apps.notifications.api.api import router as notifications_router
+from fastapi_server.apps.users.api.api import router as users_router
+from fastapi_server.config import Settings, get_settings
+from fastapi_server.lib.errors import AppError
+from fastapi_server.lib.logging import configure_logging, request_id_var
+from fastapi_server.resources import health
+from fastapi_server.resources.database.postgres import Database
+
+logger = logging.getLogger(__name__)
+
+# Per-app background services (cache listeners, delivery workers), entered after the
+# engine is up and left before it is disposed. Each takes the app and yields.
+AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+APP_LIFESPANS: list[AppLifespan] = []
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One engine for the process: made at start-up, disposed at shutdown."""
+    settings: Settings = app.state.settings
+    database = Database.from_settings(settings, application_name="api")
+    app.state.database = database
+    try:
+        async with AsyncExitStack() as stack:
+            for app_lifespan in APP_LIFESPANS:
+                await stack.enter_async_context(app_lifespan(app))
+            yield
+    finally:
+        await database.dispose()
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (or keeps a sane ``X-Request-ID``) for logs and the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else ""
+        request_id = request_id or uuid.uuid4().hex
+        # Not reset afterwards: Starlette's outermost error middleware renders a crash
+        # after this middleware has returned, and its log line must still carry the id.
+        request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"].append((b"x-request-id", request_id.encode("latin-1")))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.to_detail()})
+
+
+async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request_id_var.get()
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        status_code=500,
+        content={
+            "detail": {
+                "code": "INTERNAL_ERROR",
+                "message": "Something went wrong on our side.",
+                "request_id": request_id,
+            }
+        },
+        headers={"x-request-id": request_id or ""},
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; tests pass their own ``settings``."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    app = FastAPI(
+        title="FastAPI platform",
+        description="Users, feature flags and notifications, one app per feature.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(Exception, _unhandled_error_handler)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(users_router)
+    app.include_router(feature_flags_router)
+    app.include_router(notifications_router)
+    return app

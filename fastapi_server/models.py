@@ -1,0 +1,8 @@
+"""Every app's models, imported so that ``Base.metadata`` (and Alembic) sees all tables."""
+
+from fastapi_server.apps.feature_flags import models as feature_flags_models
+from fastapi_server.apps.notifications import models as notifications_models
+from fastapi_server.apps.users import models as users_models
+from fastapi_server.resources.database.base import Base
+
+__all__ = ["Base", "feature_flags_models", "notifications_models", "users_models"]

@@ -1,0 +1,1 @@
+"""Shared infrastructure: the database engine and session, health endpoints."""

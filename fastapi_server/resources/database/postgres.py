@@ -1,0 +1,75 @@
+"""The engine (one per process) and the session per request (one transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from fastapi_server.config import Settings
+from fastapi_server.lib.database_url import to_sqlalchemy_url
+
+
+class DatabaseNotConfigured(RuntimeError):
+    """DATABASE_URL is missing where a database is needed."""
+
+
+class Database:
+    """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, application_name: str) -> Database:
+        """Build the engine from Settings; ``application_name`` shows in pg_stat_activity."""
+        if not settings.database_url:
+            raise DatabaseNotConfigured(
+                "DATABASE_URL is not set. Start the API with `python3 manage.py serve` "
+                "(it starts a local PostgreSQL) or set DATABASE_URL."
+            )
+        server_settings = {"application_name": application_name[:63]}
+        if settings.db_statement_timeout_ms:
+            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+        engine = create_async_engine(
+            to_sqlalchemy_url(settings.database_url),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            pool_pre_ping=settings.db_pool_pre_ping,
+            connect_args={"server_settings": server_settings},
+        )
+        return cls(engine)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One session in one transaction: committed on success, rolled back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session; its transaction commits before the response is sent.
+
+    Used with ``scope="function"`` (see ``DBSession``): the code after ``yield`` runs
+    when the endpoint returns, before FastAPI sends the response, so a failed commit
+    answers 500 instead of following a 200. Any exception rolls back.
+    """
+    database: Database = request.app.state.database
+    async with database.transaction() as session:
+        yield session
+
+
+DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

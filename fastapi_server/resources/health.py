@@ -1,0 +1,45 @@
+"""Liveness and readiness endpoints for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from fastapi_server.resources.database.postgres import Database
+
+router = APIRouter(tags=["health"])
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/_status")
+async def status() -> dict[str, str]:
+    """Liveness: the process is up and serving. Touches nothing else."""
+    return {"status": "running"}
+
+
+@router.get("/_ready", responses={503: {"description": "The database is unreachable."}})
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the database answers a query within two seconds."""
+    database: Database = request.app.state.database
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), database.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "not ready"; the reason is logged
+        logger.warning("readiness check failed: %s", exc.__class__.__name__)
+        return JSONResponse(
+            status_code=503,
+            content={
+                "status": "unavailable",
+                "detail": {
+                    "code": "DATABASE_UNAVAILABLE",
+                    "message": "The database is unreachable.",
+                },
+            },
+        )
+    return JSONResponse({"status": "ready", "database": "ok"})

@@ -1,0 +1,111 @@
+"""The bootstrap and the run command: idempotent, on any server DATABASE_URL names."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from fastapi_server.lib.database_url import to_sqlalchemy_url, with_database
+from fastapi_server.models import Base
+from fastapi_server.tests.helpers.processes import REPO_ROOT, free_port, wait_for_http
+from init.bootstrap import bootstrap, drop_database
+from init.local_postgres import LocalPostgres
+
+
+async def _row_counts(url: str) -> dict[str, int]:
+    engine = create_async_engine(to_sqlalchemy_url(url))
+    try:
+        async with engine.connect() as conn:
+            return {
+                table.name: int(
+                    (await conn.execute(text(f'SELECT count(*) FROM "{table.name}"'))).scalar_one()
+                )
+                for table in Base.metadata.sorted_tables
+            } | {
+                "alembic_version": int(
+                    (await conn.execute(text("SELECT count(*) FROM alembic_version"))).scalar_one()
+                )
+            }
+    finally:
+        await engine.dispose()
+
+
+def test_bootstrap_twice_creates_nothing_twice(database_url: str) -> None:
+    url = with_database(database_url, f"bootstrap_{free_port()}")
+    try:
+        bootstrap(url)  # creates the missing database, migrates, seeds
+        first = asyncio.run(_row_counts(url))
+        bootstrap(url)
+        assert asyncio.run(_row_counts(url)) == first
+        assert first["alembic_version"] == 1
+    finally:
+        asyncio.run(drop_database(url))
+
+
+def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def test_run_command_migrates_and_serves_the_database_url_server(database_url: str) -> None:
+    url = with_database(database_url, f"serve_{free_port()}")
+    process, base = _serve({"DATABASE_URL": url})
+    try:
+        wait_for_http(f"{base}/_status", process=process)
+        assert httpx.get(f"{base}/_ready").json()["status"] == "ready"
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert asyncio.run(_row_counts(url))["alembic_version"] == 1
+    finally:
+        output = _stop(process)
+        asyncio.run(drop_database(url))
+    assert process.returncode == 0, output
+    assert "psql" in output
+
+
+def test_run_command_on_embedded_postgres_stops_it_cleanly() -> None:
+    base_dir = Path(tempfile.mkdtemp(prefix="fs-serve-"))
+    pg_port = free_port()
+    env = {"EMBEDDED_PG_DIR": str(base_dir), "EMBEDDED_PG_PORT": str(pg_port), "DATABASE_URL": ""}
+    process, base = _serve(env)
+    try:
+        wait_for_http(f"{base}/_status", timeout=60, process=process)
+        assert httpx.get(f"{base}/_ready").status_code == 200
+    finally:
+        output = _stop(process)
+    assert process.returncode == 0, output
+    assert f"127.0.0.1:{pg_port}" in output
+    server = LocalPostgres(base_dir=base_dir, port=pg_port)
+    assert not server.is_running(), "the embedded PostgreSQL is left running"
+
+    # Data survives: the next start finds the migrated database.
+    server.start()
+    try:
+        counts = asyncio.run(_row_counts(server.url()))
+        assert counts["alembic_version"] == 1
+    finally:
+        server.stop()
+        shutil.rmtree(base_dir, ignore_errors=True)

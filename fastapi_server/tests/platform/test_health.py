@@ -1,0 +1,41 @@
+"""Liveness and readiness, with the database up and down."""
+
+from __future__ import annotations
+
+import httpx
+
+from fastapi_server.config import Settings
+from fastapi_server.main import create_app
+from fastapi_server.tests.helpers.processes import free_port
+
+
+async def test_status_says_running(client: httpx.AsyncClient) -> None:
+    response = await client.get("/_status")
+    assert response.status_code == 200
+    assert response.json() == {"status": "running"}
+
+
+async def test_ready_when_database_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/_ready")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+
+
+async def test_ready_is_503_with_clear_body_when_database_is_down() -> None:
+    nobody_listens = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    app = create_app(Settings(database_url=nobody_listens, env="test", db_pool_pre_ping=False))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            ready = await http.get("/_ready")
+            alive = await http.get("/_status")
+    assert ready.status_code == 503
+    assert ready.json()["detail"]["code"] == "DATABASE_UNAVAILABLE"
+    assert alive.status_code == 200
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    given = await client.get("/_status", headers={"X-Request-ID": "abc-123"})
+    made = await client.get("/_status")
+    assert given.headers["x-request-id"] == "abc-123"
+    assert len(made.headers["x-request-id"]) == 32

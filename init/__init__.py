@@ -1,0 +1,1 @@
+"""Bootstrap tooling: the local PostgreSQL server, database creation, migrations and seeds."""

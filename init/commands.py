@@ -1,0 +1,131 @@
+"""The commands behind ``manage.py``; they run inside the project's virtual environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from init.local_postgres import DEFAULT_DATABASE, REPO_ROOT, LocalPostgres, LocalPostgresError
+
+
+class _Stop(Exception):
+    """SIGTERM, turned into an exception so that clean-up code runs."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def serve(argv: list[str]) -> int:
+    """Bootstrap the database and serve the API until Ctrl-C or SIGTERM."""
+    argparse.ArgumentParser(prog="manage.py serve", description=serve.__doc__).parse_args(argv)
+    import uvicorn
+
+    from fastapi_server.config import get_settings
+    from fastapi_server.lib.database_url import InvalidDatabaseURL, redact
+    from init.bootstrap import bootstrap
+
+    signal.signal(signal.SIGTERM, _raise_stop)
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    server: LocalPostgres | None = None
+    started = False
+    try:
+        url = get_settings().database_url
+        if url is None:
+            server = LocalPostgres()
+            started = server.start()
+            url = server.url(DEFAULT_DATABASE)
+        bootstrap(url)
+        os.environ["DATABASE_URL"] = url  # the workers read it
+        get_settings.cache_clear()
+        _print_banner(host, port, redact(url), server)
+        uvicorn.run(
+            "fastapi_server.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=get_settings().env != "production",
+        )
+    except (KeyboardInterrupt, _Stop):
+        pass
+    except (LocalPostgresError, InvalidDatabaseURL, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if started and server is not None:
+            print("Stopping the embedded PostgreSQL ...", flush=True)
+            server.stop()
+    return 0
+
+
+def _print_banner(host: str, port: int, url: str, server: LocalPostgres | None) -> None:
+    psql = server.psql_command() if server else f"psql {url}"
+    print(
+        f"\n  API      http://{host}:{port}   (OpenAPI docs: http://{host}:{port}/docs)\n"
+        f"  Database {url}\n"
+        f"  psql     {psql}\n"
+        "  Stop with Ctrl-C.\n",
+        flush=True,
+    )
+
+
+def test(argv: list[str]) -> int:
+    """ruff (lint and format), mypy, then pytest; non-zero when any of them fails."""
+    python = sys.executable
+    checks = [
+        [python, "-m", "ruff", "check", "."],
+        [python, "-m", "ruff", "format", "--check", "."],
+        [python, "-m", "mypy"],
+    ]
+    failed = [" ".join(check[2:]) for check in checks if subprocess.call(check, cwd=REPO_ROOT)]
+    pytest_status = subprocess.call([python, "-m", "pytest", *argv], cwd=REPO_ROOT)
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return pytest_status
+
+
+def bootstrap(argv: list[str]) -> int:
+    """Create, migrate and seed the database, then exit."""
+    argparse.ArgumentParser(prog="manage.py bootstrap", description=bootstrap.__doc__).parse_args(
+        argv
+    )
+    from init.bootstrap import main
+
+    main()
+    return 0
+
+
+def destroy(argv: list[str]) -> int:
+    """Delete the database: DATABASE_URL's (dropped) or the local server's data folder."""
+    parser = argparse.ArgumentParser(prog="manage.py destroy", description=destroy.__doc__)
+    parser.add_argument("--yes", action="store_true", help="really delete everything")
+    args = parser.parse_args(argv)
+    url = os.environ.get("DATABASE_URL")
+    target = (
+        f"the database of {url}" if url else f"the local PostgreSQL in {LocalPostgres().base_dir}"
+    )
+    if not args.yes:
+        print(f"This deletes {target} and all its data. Run again with --yes.", file=sys.stderr)
+        return 1
+    if url:
+        import asyncio
+
+        from init.bootstrap import drop_database
+
+        asyncio.run(drop_database(url))
+    else:
+        server = LocalPostgres()
+        server.stop()
+        shutil.rmtree(server.base_dir, ignore_errors=True)
+    print(f"Deleted {target}.")
+    return 0

@@ -1,0 +1,39 @@
+"""Which database the tools use: DATABASE_URL when set, else the local embedded server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from init.local_postgres import DEFAULT_DATABASE, LocalPostgres
+
+
+@contextlib.contextmanager
+def local_database_url(server: LocalPostgres | None = None) -> Iterator[str]:
+    """The local server's URL, starting it if it is down and stopping it after if we did."""
+    server = server or LocalPostgres()
+    started = server.start()
+    try:
+        yield server.url(DEFAULT_DATABASE)
+    finally:
+        if started:
+            server.stop()
+
+
+@contextlib.contextmanager
+def tool_database_url() -> Iterator[str]:
+    """For scripts: DATABASE_URL when set, else the local server (see ``local_database_url``).
+
+    Also exports DATABASE_URL, so the settings the apps read point at the same server.
+    """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    with local_database_url() as url:
+        os.environ["DATABASE_URL"] = url
+        try:
+            yield url
+        finally:
+            os.environ.pop("DATABASE_URL", None)
