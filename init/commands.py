@@ -24,10 +24,12 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def serve(argv: list[str]) -> int:
     """Bootstrap the database and serve the API until Ctrl-C or SIGTERM."""
     argparse.ArgumentParser(prog="manage.py serve", description=serve.__doc__).parse_args(argv)
+    import asyncpg
     import uvicorn
+    from pydantic import ValidationError
 
-    from fastapi_server.config import get_settings
-    from fastapi_server.lib.database_url import InvalidDatabaseURL, redact
+    from fastapi_server.config import describe_settings_error, get_settings
+    from fastapi_server.lib.database_url import redact
     from init.bootstrap import bootstrap
 
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -36,6 +38,7 @@ def serve(argv: list[str]) -> int:
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
     server: LocalPostgres | None = None
     started = False
+    url: str | None = None
     try:
         url = get_settings().database_url
         if url is None:
@@ -57,8 +60,15 @@ def serve(argv: list[str]) -> int:
         )
     except (KeyboardInterrupt, _Stop):
         pass
-    except (LocalPostgresError, InvalidDatabaseURL, OSError) as exc:
+    except ValidationError as exc:
+        print(f"error: {describe_settings_error(exc)}", file=sys.stderr)
+        return 1
+    except LocalPostgresError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        where = redact(url) if url else "the database"
+        print(f"error: cannot reach {where}: {exc}", file=sys.stderr)
         return 1
     finally:
         if started and server is not None:

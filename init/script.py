@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from fastapi_server.config import Settings
+from pydantic import ValidationError
+
+from fastapi_server.config import Settings, describe_settings_error
 from fastapi_server.lib.database_url import InvalidDatabaseURL
 from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.databases import Databases
@@ -81,6 +83,8 @@ def run_script(parser: argparse.ArgumentParser, action: Action) -> NoReturn:
         _fail(str(exc))
     except (LocalPostgresError, InvalidDatabaseURL) as exc:
         _fail(str(exc).splitlines()[0])
+    except ValidationError as exc:
+        _fail(describe_settings_error(exc))
     except (OSError, TimeoutError) as exc:
         _fail(f"cannot reach the database: {exc}")
     except KeyboardInterrupt:
