@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
 
+from init.bootstrap import create_database_if_missing
 from init.local_postgres import DEFAULT_DATABASE, LocalPostgres
 
 
@@ -15,7 +17,9 @@ def local_database_url(server: LocalPostgres | None = None) -> Iterator[str]:
     server = server or LocalPostgres()
     started = server.start()
     try:
-        yield server.url(DEFAULT_DATABASE)
+        url = server.url(DEFAULT_DATABASE)
+        asyncio.run(create_database_if_missing(url))  # a new cluster has only "postgres"
+        yield url
     finally:
         if started:
             server.stop()

@@ -109,3 +109,29 @@ def test_run_command_on_embedded_postgres_stops_it_cleanly() -> None:
     finally:
         server.stop()
         shutil.rmtree(base_dir, ignore_errors=True)
+
+
+def test_alembic_command_line_reaches_the_embedded_server_and_leaves_it_as_found() -> None:
+    base_dir = Path(tempfile.mkdtemp(prefix="fs-alembic-"))
+    pg_port = free_port()
+    env = {
+        **os.environ,
+        "EMBEDDED_PG_DIR": str(base_dir),
+        "EMBEDDED_PG_PORT": str(pg_port),
+        "DATABASE_URL": "",
+    }
+    alembic = str(Path(sys.executable).parent / "alembic")
+    try:
+        result = subprocess.run(
+            [alembic, "upgrade", "head"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        server = LocalPostgres(base_dir=base_dir, port=pg_port)
+        assert not server.is_running(), "alembic started the server, so it must stop it"
+        server.start()
+        try:
+            assert asyncio.run(_row_counts(server.url()))["alembic_version"] == 1
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
