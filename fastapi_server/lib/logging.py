@@ -51,8 +51,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if getattr(record, "request_id", None):
-            entry["request_id"] = record.request_id
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            entry["request_id"] = request_id
         entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -68,8 +69,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = _extras(record)
-        if getattr(record, "request_id", None):
-            extras["request_id"] = record.request_id
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            extras["request_id"] = request_id
         if extras:
             line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
         return line

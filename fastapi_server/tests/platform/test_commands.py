@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -57,7 +58,7 @@ def test_destroy_asks_for_confirmation() -> None:
 
 
 def test_missing_postgres_binaries_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_postgres.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     monkeypatch.setenv("PATH", str(Path("/nonexistent")))
     with pytest.raises(local_postgres.LocalPostgresError, match="Install PostgreSQL"):
         local_postgres.find_bin_dir()
