@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from fastapi_server.apps.notifications.models import CLAIMABLE, OutboxMessage, OutboxStatus
+
+# The channel the delivery workers LISTEN on; enqueue NOTIFYs it (delivered on commit).
+CHANNEL = "notifications_outbox"
+
+_PENDING = OutboxStatus.PENDING.value
+_SENDING = OutboxStatus.SENDING.value
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
 
 
 class NotificationsDB:
@@ -10,3 +26,170 @@ class NotificationsDB:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def add(self, message: OutboxMessage) -> uuid.UUID:
+        """Insert a message (flushed, so its id exists); the caller's transaction decides."""
+        self.session.add(message)
+        await self.session.flush()
+        return message.id
+
+    async def notify_workers(self) -> None:
+        """Wake the delivery workers; PostgreSQL delivers it only if the transaction commits."""
+        await self.session.execute(select(func.pg_notify(CHANNEL, "")))
+
+    async def get(self, message_id: uuid.UUID) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
+
+    async def for_recipient(self, to_email: str) -> list[OutboxMessage]:
+        """Messages to ``to_email`` (case-insensitive), oldest first."""
+        query = (
+            select(OutboxMessage)
+            .where(func.lower(OutboxMessage.to_email) == to_email.lower())
+            .order_by(OutboxMessage.id)
+        )
+        return list(await self.session.scalars(query))
+
+    def _due(self) -> ColumnElement[bool]:
+        return and_(
+            OutboxMessage.status.in_(CLAIMABLE), OutboxMessage.next_attempt_on <= func.now()
+        )
+
+    async def fail_expired(self, max_attempts: int) -> int:
+        """Mark failed the "sending" rows whose lease ran out on their last allowed attempt."""
+        stuck = (
+            select(OutboxMessage.id)
+            .where(
+                self._due(),
+                OutboxMessage.status == _SENDING,
+                OutboxMessage.attempts >= max_attempts,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(stuck))
+            .values(
+                status=OutboxStatus.FAILED.value,
+                last_error=func.concat(
+                    "worker lease expired during the last attempt; previous error: ",
+                    func.coalesce(OutboxMessage.last_error, "none"),
+                ),
+            )
+            .returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
+        )
+        return len(result.all())
+
+    async def claim_due(
+        self, *, limit: int, lease_seconds: float, worker: str, max_attempts: int
+    ) -> list[OutboxMessage]:
+        """Lock due rows nobody else holds (SKIP LOCKED) and lease them to ``worker``."""
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                self._due(),
+                or_(OutboxMessage.status == _PENDING, OutboxMessage.attempts < max_attempts),
+            )
+            .order_by(OutboxMessage.next_attempt_on, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list(await self.session.scalars(due))
+        if not ids:
+            return []
+        claimed = await self.session.scalars(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(
+                status=_SENDING,
+                attempts=OutboxMessage.attempts + 1,
+                next_attempt_on=func.now() + _seconds(lease_seconds),
+                claimed_by=worker,
+            )
+            .returning(OutboxMessage),
+            execution_options={"populate_existing": True},
+        )
+        return sorted(claimed, key=lambda message: message.id)
+
+    def _leased(self, message_id: uuid.UUID, attempts: int) -> ColumnElement[bool]:
+        # ``attempts`` grows at every claim: a worker whose lease was taken over updates nothing.
+        return and_(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == _SENDING,
+            OutboxMessage.attempts == attempts,
+        )
+
+    async def _update_leased(self, message_id: uuid.UUID, fence: int, **values: object) -> bool:
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(self._leased(message_id, fence))
+            .values(**values)
+            .returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
+        )
+        return result.first() is not None
+
+    async def mark_sent(self, message_id: uuid.UUID, attempts: int) -> bool:
+        return await self._update_leased(
+            message_id, attempts, status=OutboxStatus.SENT.value, sent_on=func.now()
+        )
+
+    async def mark_retry(
+        self, message_id: uuid.UUID, attempts: int, error: str, retry_in_seconds: float
+    ) -> bool:
+        return await self._update_leased(
+            message_id,
+            attempts,
+            status=_PENDING,
+            last_error=error,
+            next_attempt_on=func.now() + _seconds(retry_in_seconds),
+        )
+
+    async def mark_failed(self, message_id: uuid.UUID, attempts: int, error: str) -> bool:
+        return await self._update_leased(
+            message_id, attempts, status=OutboxStatus.FAILED.value, last_error=error
+        )
+
+    async def release(self, message_id: uuid.UUID, attempts: int) -> bool:
+        """Give back a claimed message that was not tried (worker stopping)."""
+        return await self._update_leased(
+            message_id,
+            attempts,
+            status=_PENDING,
+            attempts=OutboxMessage.attempts - 1,
+            next_attempt_on=func.now(),
+        )
+
+    async def seconds_until_next_due(self) -> float | None:
+        """Seconds until the earliest claimable row is due (0 if one is), None if none."""
+        earliest = await self.session.scalar(
+            select(func.min(OutboxMessage.next_attempt_on)).where(
+                OutboxMessage.status.in_(CLAIMABLE)
+            )
+        )
+        if earliest is None:
+            return None
+        now: datetime | None = await self.session.scalar(select(func.now()))
+        assert now is not None
+        wait: float = (earliest - now).total_seconds()
+        return max(wait, 0.0)
+
+    async def requeue(self, status: str, *, reset_attempts: bool = False) -> int:
+        """Make messages in ``status`` pending and due now; how many changed.
+
+        pending: only those waiting for a later attempt; sending: only those whose lease
+        ran out (a live worker keeps its own); failed: all of them.
+        """
+        values: dict[str, object] = {"status": _PENDING, "next_attempt_on": func.now()}
+        if reset_attempts:
+            values["attempts"] = 0
+        query = update(OutboxMessage).where(OutboxMessage.status == status)
+        if status == _PENDING:
+            query = query.where(OutboxMessage.next_attempt_on > func.now())
+        elif status == _SENDING:
+            query = query.where(OutboxMessage.next_attempt_on <= func.now())
+        result = await self.session.execute(
+            query.values(**values).returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
+        )
+        return len(result.all())

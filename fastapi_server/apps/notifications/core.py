@@ -1,0 +1,162 @@
+"""The notifications app's rules: queue email in the caller's transaction, track delivery.
+
+``enqueue`` renders the message now and writes it to the outbox on the caller's session;
+nothing leaves the process until that transaction commits (the delivery worker sends
+committed rows only). The worker uses the functions below, each in its own short
+transaction, and sends outside any transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from email.headerregistry import Address
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi_server.apps.notifications.models import OutboxMessage, OutboxStatus
+from fastapi_server.apps.notifications.rendering import one_line, render
+from fastapi_server.apps.notifications.schemas import ClaimedMessage, RequeueResult
+from fastapi_server.apps.notifications.settings import (
+    NotificationsSettings,
+    get_notifications_settings,
+)
+from fastapi_server.config import get_settings
+from fastapi_server.resources.database.databases import Databases
+
+MAX_ERROR_LENGTH = 2000
+MAX_NAME_LENGTH = 200
+
+
+def app_link(path: str, **query: str) -> str:
+    """An absolute link into the web front end (``APP_URL``), e.g. ``app_link("/login")``."""
+    base = get_settings().app_url.rstrip("/")
+    link = f"{base}/{path.lstrip('/')}"
+    return f"{link}?{urlencode(query)}" if query else link
+
+
+def checked_address(to_email: str) -> str:
+    """``to_email`` if it is one plain address (no name, no CR/LF), else ValueError."""
+    value = to_email.strip()
+    if not value or any(ch in value for ch in '\r\n\t <>,;"') or "@" not in value:
+        raise ValueError(f"not a single plain email address: {to_email!r}")
+    Address(addr_spec=value)  # raises ValueError on anything the email package cannot parse
+    return value
+
+
+def _template_defaults(settings: NotificationsSettings) -> dict[str, Any]:
+    return {
+        "app_name": settings.app_name,
+        "app_url": get_settings().app_url,
+        "login_url": app_link("/login"),
+        "forgot_password_url": app_link("/forgot-password"),
+    }
+
+
+async def enqueue(
+    dbs: Databases,
+    *,
+    template: str,
+    to_email: str,
+    to_name: str = "",
+    context: dict[str, Any],
+) -> uuid.UUID:
+    """Render ``template`` and queue it for ``to_email`` in the caller's transaction.
+
+    Returns the message id (also its Message-ID). The message is sent only once the
+    caller's transaction commits; a rollback drops it. Unknown template, missing context
+    or a malformed address -> ValueError (a programming error).
+    """
+    settings = get_notifications_settings()
+    address = checked_address(to_email)
+    rendered = render(template, context, _template_defaults(settings))
+    message = OutboxMessage(
+        template=template,
+        to_email=address,
+        to_name=one_line(to_name, MAX_NAME_LENGTH),
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+    )
+    message_id = await dbs.notifications.add(message)
+    await dbs.notifications.notify_workers()
+    return message_id
+
+
+def _claimed(message: OutboxMessage) -> ClaimedMessage:
+    return ClaimedMessage(
+        id=message.id,
+        to_email=message.to_email,
+        to_name=message.to_name,
+        subject=message.subject,
+        body_text=message.body_text,
+        body_html=message.body_html,
+        attempts=message.attempts,
+    )
+
+
+async def claim_due(
+    dbs: Databases, settings: NotificationsSettings, worker: str
+) -> list[ClaimedMessage]:
+    """Lease up to a batch of due messages to ``worker`` (SKIP LOCKED: never twice)."""
+    await dbs.notifications.fail_expired(settings.max_attempts)
+    claimed = await dbs.notifications.claim_due(
+        limit=settings.batch_size,
+        lease_seconds=settings.lease_seconds,
+        worker=worker,
+        max_attempts=settings.max_attempts,
+    )
+    return [_claimed(message) for message in claimed]
+
+
+async def record_sent(dbs: Databases, message: ClaimedMessage) -> bool:
+    """The mail server accepted ``message``; False if the lease had been taken over."""
+    return await dbs.notifications.mark_sent(message.id, message.attempts)
+
+
+async def record_failure(
+    dbs: Databases,
+    settings: NotificationsSettings,
+    message: ClaimedMessage,
+    error: str,
+    *,
+    permanent: bool = False,
+) -> OutboxStatus:
+    """Record a failed attempt: retry later with backoff, or give up (failed)."""
+    error = error[:MAX_ERROR_LENGTH]
+    if permanent or message.attempts >= settings.max_attempts:
+        await dbs.notifications.mark_failed(message.id, message.attempts, error)
+        return OutboxStatus.FAILED
+    retry_in = settings.backoff_seconds(message.attempts)
+    await dbs.notifications.mark_retry(message.id, message.attempts, error, retry_in)
+    return OutboxStatus.PENDING
+
+
+async def release(dbs: Databases, message: ClaimedMessage) -> bool:
+    """Hand back a claimed message that was never tried (the worker is stopping)."""
+    return await dbs.notifications.release(message.id, message.attempts)
+
+
+async def seconds_until_next_due(dbs: Databases) -> float | None:
+    """How long a worker may sleep before a message is due (None: nothing waits)."""
+    return await dbs.notifications.seconds_until_next_due()
+
+
+async def requeue(dbs: Databases, *, include_failed: bool) -> RequeueResult:
+    """Put messages back in line, due now, and wake the workers.
+
+    Always: pending messages waiting out a backoff, and "sending" ones whose worker's
+    lease expired (attempt counts kept). With ``include_failed``: failed messages too,
+    with their attempt count reset, so they get a full set of attempts again.
+    """
+    db = dbs.notifications
+    result = RequeueResult(
+        pending=await db.requeue(OutboxStatus.PENDING.value),
+        stuck=await db.requeue(OutboxStatus.SENDING.value),
+        failed=(
+            await db.requeue(OutboxStatus.FAILED.value, reset_attempts=True)
+            if include_failed
+            else 0
+        ),
+    )
+    await db.notify_workers()
+    return result

@@ -1,0 +1,53 @@
+"""Settings of the notifications app (``NOTIFICATIONS_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fastapi_server.config import ENV_FILE
+
+
+class NotificationsSettings(BaseSettings):
+    """How email is rendered, sent and retried."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFICATIONS_", env_file=ENV_FILE, extra="ignore"
+    )
+
+    transport: Literal["console", "smtp"] = Field(
+        default="console",
+        description="console logs each message (development); smtp sends it.",
+    )
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    from_email: str = "no-reply@example.com"
+    from_name: str = "FastAPI platform"
+    app_name: str = Field(default="FastAPI platform", description="Shown in subjects and layout.")
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    worker_in_process: bool = True
+    poll_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    batch_size: int = Field(default=20, ge=1)
+
+    def backoff_seconds(self, attempts: int) -> float:
+        """Wait before the next try after ``attempts`` failed ones: doubling, capped."""
+        exponent = max(attempts - 1, 0)
+        if exponent >= 64:  # 2**64 * base is far past any cap
+            return self.retry_max_seconds
+        return float(min(self.retry_base_seconds * 2**exponent, self.retry_max_seconds))
+
+
+@lru_cache
+def get_notifications_settings() -> NotificationsSettings:
+    """The process's notifications settings, read once."""
+    return NotificationsSettings()

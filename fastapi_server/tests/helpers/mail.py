@@ -1,0 +1,154 @@
+"""Email in tests: a real SMTP server in the test process, and a look into the outbox.
+
+``SMTPCatcher`` runs aiosmtpd on a free port (its own thread) and keeps every message it
+receives. The delivery worker runs on the test's event loop, so wait with
+``await catcher.wait_for(...)`` (it yields to the loop), never with a blocking sleep::
+
+    catcher = SMTPCatcher()
+    catcher.start()
+    ...
+    message = await catcher.wait_for("ada@example.com")
+    code = text_body(message)
+    catcher.stop()
+
+``outbox_for`` reads what was queued in the (rolled-back) test transaction, for tests
+that never deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import getaddresses
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from fastapi_server.apps.notifications.schemas import OutboxMessageView
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.tests.helpers.processes import free_port
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the SMTP conversation said, apart from the message's headers."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+
+
+class _Handler:
+    def __init__(self, catcher: SMTPCatcher) -> None:
+        self.catcher = catcher
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self.catcher.lock:
+            self.catcher.messages.append(message)
+            self.catcher.envelopes.append(Envelope(envelope.mail_from, tuple(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+
+class SMTPCatcher:
+    """An in-process SMTP server on a free port that keeps what it receives.
+
+    ``stop()`` closes the port (senders get "connection refused"); ``start()`` opens the
+    same port again. ``messages`` and ``envelopes`` survive a restart.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[Envelope] = []
+        self.lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def start(self) -> SMTPCatcher:
+        if self._controller is None:
+            controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+            controller.start()
+            self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SMTPCatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """Messages whose To header names ``address`` (case-insensitive)."""
+        wanted = address.lower()
+        with self.lock:
+            return [
+                message
+                for message in self.messages
+                if any(
+                    addr.lower() == wanted for _, addr in getaddresses(message.get_all("To", []))
+                )
+            ]
+
+    # The agreed helper signature takes a timeout (simpler for callers than asyncio.timeout).
+    async def wait_for(
+        self,
+        to: str,
+        timeout: float = 5,  # noqa: ASYNC109
+        count: int = 1,
+    ) -> EmailMessage:
+        """The ``count``-th message to ``to``, once it arrived (TimeoutError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            received = self.to(to)
+            if len(received) >= count:
+                return received[count - 1]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no email #{count} to {to} within {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def wait_for_count(
+        self,
+        count: int,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> list[EmailMessage]:
+        """All messages, once at least ``count`` arrived."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.messages)} of {count} emails within {timeout}s")
+            await asyncio.sleep(0.02)
+        with self.lock:
+            return list(self.messages)
+
+
+def text_body(message: EmailMessage) -> str:
+    """The plain-text part of a received message."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, "message has no text/plain part"
+    content: str = part.get_content()
+    return content
+
+
+def html_body(message: EmailMessage) -> str:
+    """The HTML part of a received message."""
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None, "message has no text/html part"
+    content: str = part.get_content()
+    return content
+
+
+async def outbox_for(dbs: Databases, to_email: str) -> list[OutboxMessageView]:
+    """Messages queued for ``to_email`` on this session (rendered subject, bodies), oldest first."""
+    rows = await dbs.notifications.for_recipient(to_email)
+    return [OutboxMessageView.model_validate(row) for row in rows]
