@@ -14,6 +14,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
+from fastapi_server.apps.feature_flags.core import seed_default_flags
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import (
     database_name,
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Each app's default rows, applied in one transaction; each seeder must keep what an
 # operator already changed (insert when missing, never overwrite).
 Seeder = Callable[[Databases], Awaitable[None]]
-SEEDERS: list[Seeder] = []
+SEEDERS: list[Seeder] = [seed_default_flags]
 
 
 async def create_database_if_missing(url: str) -> bool:

@@ -137,6 +137,9 @@ async def reset_database(engine: AsyncEngine, database_url: str) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     if tables:
         async with engine.begin() as conn:
+            # Append-only tables (feature_flag_history) refuse TRUNCATE by trigger;
+            # replica mode skips triggers for this transaction (tests run as superuser).
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await seed(database_url)
 

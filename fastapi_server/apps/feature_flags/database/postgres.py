@@ -1,8 +1,19 @@
-"""All SQL of the feature flags app."""
+"""All SQL of the feature flags app (on the caller's session; never commits).
+
+``created_by``/``updated_by``/``updated_on`` and the history rows are written by
+triggers (migration 0003); ``set_actor`` tells them who is acting in this transaction.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
 
 
 class FeatureFlagsDB:
@@ -10,3 +21,66 @@ class FeatureFlagsDB:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def set_actor(self, actor: str) -> None:
+        """Record ``actor`` in the audit columns and history for the rest of the transaction."""
+        await self.session.execute(
+            text("SELECT set_config('app.actor', :actor, true)"), {"actor": actor}
+        )
+
+    async def get(self, codename: str) -> FeatureFlag | None:
+        return await self.session.get(FeatureFlag, codename, populate_existing=True)
+
+    async def list_all(self) -> Sequence[FeatureFlag]:
+        """Every flag, ordered by codename."""
+        result = await self.session.scalars(select(FeatureFlag).order_by(FeatureFlag.codename))
+        return result.all()
+
+    async def insert(self, values: dict[str, Any]) -> FeatureFlag | None:
+        """Insert a flag; None (and nothing written) when the codename is taken."""
+        statement = (
+            insert(FeatureFlag)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[FeatureFlag.codename])
+            .returning(FeatureFlag)
+        )
+        result = await self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        )
+        return result.one_or_none()
+
+    async def update(self, codename: str, values: dict[str, Any]) -> FeatureFlag | None:
+        """Change the given columns; None when there is no such flag."""
+        statement = (
+            update(FeatureFlag)
+            .where(FeatureFlag.codename == codename)
+            .values(**values)
+            .returning(FeatureFlag)
+        )
+        result = await self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        )
+        return result.one_or_none()
+
+    async def toggle(self, codename: str) -> FeatureFlag | None:
+        """Flip ``is_active`` in one statement (two concurrent toggles flip twice)."""
+        return await self.update(codename, {"is_active": ~FeatureFlag.is_active})
+
+    async def delete(self, codename: str) -> bool:
+        """Delete the flag (its history stays); False when there was none."""
+        result = await self.session.execute(
+            delete(FeatureFlag)
+            .where(FeatureFlag.codename == codename)
+            .returning(FeatureFlag.codename)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def history(self, codename: str, limit: int) -> Sequence[FeatureFlagHistory]:
+        """The flag's changes, newest first."""
+        result = await self.session.scalars(
+            select(FeatureFlagHistory)
+            .where(FeatureFlagHistory.codename == codename)
+            .order_by(FeatureFlagHistory.id.desc())
+            .limit(limit)
+        )
+        return result.all()

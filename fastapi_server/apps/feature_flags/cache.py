@@ -1,0 +1,68 @@
+"""The in-process flag cache: what ``core.is_enabled`` reads, never a query per check.
+
+One cache per process, filled and kept fresh by ``database.listener.FlagListener``
+(PostgreSQL ``LISTEN``/``NOTIFY``, with polling while that connection is down). Readers
+do one dict lookup; writers swap in a new dict, so a reader never sees half an update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+def bucket(codename: str, user_id: uuid.UUID) -> int:
+    """The user's sticky bucket for this flag, 0-99: sha256(codename + ":" + user id) mod 100."""
+    digest = hashlib.sha256(f"{codename}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRule:
+    """What evaluation needs of a flag."""
+
+    codename: str
+    is_active: bool
+    user_ids: frozenset[uuid.UUID] = frozenset()
+    rollout_percentage: int = 100
+
+    def evaluate(self, user_id: uuid.UUID | None) -> bool:
+        """On for this caller? ``is_active`` and (listed, or bucket < rollout); anonymous: 100%."""
+        if not self.is_active:
+            return False
+        if self.rollout_percentage >= 100:
+            return True
+        if user_id is None:
+            return False
+        return user_id in self.user_ids or bucket(self.codename, user_id) < self.rollout_percentage
+
+
+class FlagCache:
+    """Codename -> rule, and whether a full load ever succeeded."""
+
+    def __init__(self) -> None:
+        self.rules: Mapping[str, FlagRule] = {}
+        self.loaded = False
+
+    def replace_all(self, rules: Iterable[FlagRule]) -> None:
+        """A full reload: exactly these flags exist."""
+        self.rules = {rule.codename: rule for rule in rules}
+        self.loaded = True
+
+    def update(self, codenames: Iterable[str], rules: Iterable[FlagRule]) -> None:
+        """A partial reload of ``codenames``: those missing from ``rules`` were deleted."""
+        fresh = dict(self.rules)
+        for codename in codenames:
+            fresh.pop(codename, None)
+        fresh.update((rule.codename, rule) for rule in rules)
+        self.rules = fresh
+
+    def reset(self) -> None:
+        """Back to never loaded (the last lifespan of the process ended)."""
+        self.rules = {}
+        self.loaded = False
+
+
+flag_cache = FlagCache()

@@ -1,0 +1,160 @@
+"""The feature flags rules: evaluation from the in-process cache, and flag management.
+
+Reading flags in code::
+
+    if await is_enabled("FF_NEW_CHECKOUT", user):   # a dict lookup, never a query
+        ...
+    @router.post("/register", dependencies=[Depends(require_flag("FF_ENABLE_REGISTRATION"))])
+
+Management functions take a ``Databases`` and the acting person (``actor``: a user's
+email, or ``script:<os user>``), which the database triggers record in the history.
+They never commit; each process's cache picks the change up from PostgreSQL's NOTIFY
+once the caller's transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from fastapi_server.apps.feature_flags.cache import flag_cache
+from fastapi_server.apps.feature_flags.errors import (
+    FeatureDisabled,
+    FeatureFlagAlreadyExists,
+    FeatureFlagNotFound,
+)
+from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
+from fastapi_server.apps.feature_flags.schemas import FeatureFlagCreate, FeatureFlagUpdate
+from fastapi_server.resources.database.databases import Databases
+
+
+class HasId(Protocol):
+    """Anything with a user id (the users app's ``User`` fits)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+async def is_enabled(
+    codename: str, user: HasId | None = None, *, default_if_missing: bool = False
+) -> bool:
+    """Is the flag on for ``user`` (None: anonymous)? Served from the process's cache.
+
+    A flag missing from a loaded cache answers ``default_if_missing``; before the cache
+    was ever loaded (database unreachable since start-up) every flag is off.
+    """
+    rule = flag_cache.rules.get(codename)
+    if rule is None:
+        return default_if_missing if flag_cache.loaded else False
+    return rule.evaluate(None if user is None else user.id)
+
+
+def require_flag(
+    codename: str, *, default_if_missing: bool | Callable[[], bool] = False
+) -> Callable[[], Awaitable[None]]:
+    """A dependency that raises ``FeatureDisabled`` (404) while the flag is off for everyone.
+
+    It evaluates the anonymous (everyone) view; per-user targeting needs
+    ``is_enabled(codename, user)``. ``default_if_missing`` may be a callable, read at
+    each check (e.g. a setting).
+    """
+
+    async def flag_is_on() -> None:
+        default = default_if_missing() if callable(default_if_missing) else default_if_missing
+        if not await is_enabled(codename, default_if_missing=default):
+            raise FeatureDisabled(codename=codename)
+
+    flag_is_on.__name__ = f"require_flag_{codename}"
+    return flag_is_on
+
+
+def evaluate_all(user: HasId | None = None) -> dict[str, bool]:
+    """Every known flag's value for ``user`` (None: the everyone view), from the cache."""
+    user_id = None if user is None else user.id
+    return {codename: rule.evaluate(user_id) for codename, rule in flag_cache.rules.items()}
+
+
+async def list_flags(dbs: Databases) -> Sequence[FeatureFlag]:
+    """Every flag, ordered by codename."""
+    return await dbs.feature_flags.list_all()
+
+
+async def get_flag(dbs: Databases, codename: str) -> FeatureFlag:
+    """The flag, or ``FeatureFlagNotFound``."""
+    flag = await dbs.feature_flags.get(codename)
+    if flag is None:
+        raise FeatureFlagNotFound(codename=codename)
+    return flag
+
+
+async def create_flag(dbs: Databases, flag_in: FeatureFlagCreate, *, actor: str) -> FeatureFlag:
+    """Create a flag; ``FeatureFlagAlreadyExists`` when the codename is taken."""
+    await dbs.feature_flags.set_actor(actor)
+    values = flag_in.model_dump()
+    values["user_ids"] = list(dict.fromkeys(values["user_ids"]))
+    flag = await dbs.feature_flags.insert(values)
+    if flag is None:
+        raise FeatureFlagAlreadyExists(codename=flag_in.codename)
+    return flag
+
+
+async def update_flag(
+    dbs: Databases, codename: str, flag_in: FeatureFlagUpdate, *, actor: str
+) -> FeatureFlag:
+    """Change what ``flag_in`` carries; ``FeatureFlagNotFound`` when there is no such flag."""
+    changes = flag_in.changes()
+    if not changes:
+        return await get_flag(dbs, codename)
+    if "user_ids" in changes:
+        changes["user_ids"] = list(dict.fromkeys(changes["user_ids"]))
+    await dbs.feature_flags.set_actor(actor)
+    flag = await dbs.feature_flags.update(codename, changes)
+    if flag is None:
+        raise FeatureFlagNotFound(codename=codename)
+    return flag
+
+
+async def toggle_flag(dbs: Databases, codename: str, *, actor: str) -> FeatureFlag:
+    """Flip ``is_active``; ``FeatureFlagNotFound`` when there is no such flag."""
+    await dbs.feature_flags.set_actor(actor)
+    flag = await dbs.feature_flags.toggle(codename)
+    if flag is None:
+        raise FeatureFlagNotFound(codename=codename)
+    return flag
+
+
+async def delete_flag(dbs: Databases, codename: str, *, actor: str) -> None:
+    """Delete the flag (its history is kept); ``FeatureFlagNotFound`` when there is none."""
+    await dbs.feature_flags.set_actor(actor)
+    if not await dbs.feature_flags.delete(codename):
+        raise FeatureFlagNotFound(codename=codename)
+
+
+async def flag_history(
+    dbs: Databases, codename: str, *, limit: int = 100
+) -> Sequence[FeatureFlagHistory]:
+    """The flag's changes, newest first (kept after deletion); 404 if there is nothing."""
+    rows = await dbs.feature_flags.history(codename, limit)
+    if not rows and await dbs.feature_flags.get(codename) is None:
+        raise FeatureFlagNotFound(codename=codename)
+    return rows
+
+
+# Flags the code reads, created by the bootstrap when missing (never overwritten).
+DEFAULT_FLAGS = (
+    FeatureFlagCreate(
+        codename="FF_ENABLE_REGISTRATION",
+        label="Enable registration",
+        description="POST /users/register accepts new accounts; off: it answers 404.",
+        is_active=True,
+    ),
+)
+SEED_ACTOR = "init:bootstrap"
+
+
+async def seed_default_flags(dbs: Databases) -> None:
+    """Insert each of ``DEFAULT_FLAGS`` that is missing; keep existing rows as they are."""
+    await dbs.feature_flags.set_actor(SEED_ACTOR)
+    for flag_in in DEFAULT_FLAGS:
+        await dbs.feature_flags.insert(flag_in.model_dump())

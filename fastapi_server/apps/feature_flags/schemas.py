@@ -1,0 +1,90 @@
+"""Request and response bodies of the feature flags app."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+CODENAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+CODENAME_RULE = "1 to 100 characters, each a letter, a digit, '_', '-' or '.'"
+
+
+def check_codename(value: str) -> str:
+    """The codename itself, or ValueError saying what a codename may contain."""
+    if not CODENAME_PATTERN.fullmatch(value):
+        raise ValueError(f"a codename is {CODENAME_RULE}")
+    return value
+
+
+Codename = Annotated[str, AfterValidator(check_codename)]
+Label = Annotated[str, Field(max_length=200, examples=["Enable registration"])]
+Description = Annotated[str, Field(max_length=10_000)]
+UserIds = Annotated[list[uuid.UUID], Field(max_length=10_000)]
+RolloutPercentage = Annotated[int, Field(ge=0, le=100)]
+
+
+class FeatureFlagCreate(BaseModel):
+    """A new flag; off unless ``is_active`` says otherwise."""
+
+    codename: Annotated[Codename, Field(examples=["FF_NEW_CHECKOUT"])]
+    label: Label = ""
+    description: Description = ""
+    is_active: bool = False
+    user_ids: UserIds = []
+    rollout_percentage: RolloutPercentage = 100
+
+
+class FeatureFlagUpdate(BaseModel):
+    """The fields to change; those left out keep their value (null is refused)."""
+
+    label: Label | None = None
+    description: Description | None = None
+    is_active: bool | None = None
+    user_ids: UserIds | None = None
+    rollout_percentage: RolloutPercentage | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        if nulls:
+            raise ValueError(f"{', '.join(sorted(nulls))} cannot be null; leave it out instead")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Only what the caller sent."""
+        return self.model_dump(exclude_unset=True)
+
+
+class FeatureFlagRead(BaseModel):
+    """A flag as stored, with its targeting and audit fields."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    codename: str
+    label: str
+    description: str
+    is_active: bool
+    user_ids: list[uuid.UUID]
+    rollout_percentage: int
+    created_by: str
+    updated_by: str
+    created_on: datetime
+    updated_on: datetime
+
+
+class FeatureFlagHistoryRead(BaseModel):
+    """One change of a flag: its values before and after, who and when."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    codename: str
+    action: str = Field(examples=["updated"])
+    old_values: dict[str, Any] | None
+    new_values: dict[str, Any] | None
+    actor: str
+    changed_on: datetime

@@ -1,0 +1,39 @@
+"""Settings of the feature flags app (``FEATURE_FLAGS_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FeatureFlagsSettings(BaseSettings):
+    """How each process keeps its flag cache fresh."""
+
+    model_config = SettingsConfigDict(env_prefix="FEATURE_FLAGS_", env_file=".env", extra="ignore")
+
+    refresh_interval_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "While the LISTEN connection is down, reload every flag this often; while it is "
+            "up, check that the connection is alive this often."
+        ),
+    )
+    reconnect_max_backoff_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between two attempts to reopen the LISTEN connection.",
+    )
+    connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Give up a connection attempt (or a reload query) after this long.",
+    )
+
+
+@lru_cache
+def get_feature_flags_settings() -> FeatureFlagsSettings:
+    """The process's feature flags settings, read once."""
+    return FeatureFlagsSettings()
