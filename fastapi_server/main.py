@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
+from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
 from fastapi_server.apps.users.api.api import router as users_router
 from fastapi_server.config import Settings, get_settings
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Per-app background services (cache listeners, delivery workers), entered after the
 # engine is up and left before it is disposed. Each takes the app and yields.
 AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-APP_LIFESPANS: list[AppLifespan] = []
+APP_LIFESPANS: list[AppLifespan] = [feature_flags_lifespan]
 
 
 @asynccontextmanager
