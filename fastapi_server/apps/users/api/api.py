@@ -1,7 +1,232 @@
-"""HTTP endpoints of the users app."""
+"""HTTP endpoints of the users app (paths and fields are fixed by the web front end)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordRequestForm
+
+from fastapi_server.apps.feature_flags.core import require_flag
+from fastapi_server.apps.users import core
+from fastapi_server.apps.users.entitlements import CurrentUser, Superuser
+from fastapi_server.apps.users.errors import KeepsChanges
+from fastapi_server.apps.users.schemas import (
+    EmailIn,
+    ForgotPasswordOut,
+    Greeting,
+    LoggedOut,
+    PasswordReset,
+    RefreshIn,
+    ResetPasswordIn,
+    TokenPairOut,
+    UserCreate,
+    UserPage,
+    UserRead,
+    UserUpdate,
+    VerificationTokenOut,
+    Verified,
+    VerifyIn,
+)
+from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.lib.errors import AppError
+from fastapi_server.resources.database.databases import DBs
 
 router = APIRouter(tags=["users"])
+
+REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description}
+
+
+def _answer_keeping_changes(exc: AppError) -> JSONResponse:
+    """Answer a ``KeepsChanges`` error without raising, so its bookkeeping commits."""
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.to_detail()})
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserRead,
+    dependencies=[
+        Depends(
+            require_flag(
+                REGISTRATION_FLAG,
+                default_if_missing=lambda: get_users_settings().registration_default,
+            )
+        )
+    ],
+    responses={
+        400: _error("REGISTER_USER_ALREADY_EXISTS, or REGISTER_INVALID_PASSWORD with `reason`"),
+        404: _error("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
+    },
+)
+async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
+    """Create an account (unverified). Registering an unverified email again replaces
+    its names and password and answers the same id; a verified email is refused."""
+    user = await core.register(
+        dbs,
+        email=str(user_in.email),
+        password=user_in.password,
+        first_name=user_in.first_name,
+        last_name=user_in.last_name,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/auth/request-verification-token",
+    response_model=VerificationTokenOut,
+    response_model_exclude_none=True,
+    responses={429: _error("VERIFY_TOO_MANY_REQUESTS: too many codes this hour")},
+)
+async def request_verification_token(email_in: EmailIn, dbs: DBs) -> VerificationTokenOut:
+    """Email a 6-digit registration code (valid 10 minutes) and return the token that
+    goes with it. The answer looks the same for any email."""
+    request = await core.request_verification(dbs, str(email_in.email))
+    code = request.registration_code if get_users_settings().return_verification_tokens else None
+    return VerificationTokenOut(
+        verification_token=request.verification_token, registration_code=code
+    )
+
+
+@router.post(
+    "/auth/verify",
+    response_model=Verified,
+    responses={
+        400: _error("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
+    },
+)
+async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified | JSONResponse:
+    """Confirm the email with the token and the emailed code; a welcome email follows."""
+    try:
+        await core.verify(dbs, token=verify_in.token, code=verify_in.registration_code)
+    except KeepsChanges as exc:  # the wrong attempt must be counted
+        return _answer_keeping_changes(exc)
+    return Verified()
+
+
+_LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
+    429: _error("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds"),
+}
+
+
+async def _login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs
+) -> TokenPairOut | JSONResponse:
+    try:
+        pair = await core.login(dbs, email=form.username, password=form.password)
+    except KeepsChanges as exc:  # the failure count must be committed
+        return _answer_keeping_changes(exc)
+    return TokenPairOut(**pair.__dict__)
+
+
+router.add_api_route(
+    "/login",
+    _login,
+    methods=["POST"],
+    response_model=TokenPairOut,
+    responses=_LOGIN_RESPONSES,
+    summary="Log in",
+    description="OAuth2 password form: `username` is the email. Answers an access and a "
+    "refresh token. Five failures in a row lock the account for a while.",
+)
+router.add_api_route(
+    "/users/login",
+    _login,
+    methods=["POST"],
+    response_model=TokenPairOut,
+    responses=_LOGIN_RESPONSES,
+    summary="Log in (alias of /login)",
+    operation_id="users_login_alias",
+)
+
+
+@router.post(
+    "/auth/refresh-tokens",
+    response_model=TokenPairOut,
+    responses={401: _error("REFRESH_TOKEN_INVALID")},
+)
+async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut | JSONResponse:
+    """Exchange a refresh token for a new pair. Each refresh token works once; reusing
+    one revokes every token of that login."""
+    try:
+        pair = await core.refresh_tokens(dbs, refresh_in.token)
+    except KeepsChanges as exc:  # a reuse revokes the family, which must be committed
+        return _answer_keeping_changes(exc)
+    return TokenPairOut(**pair.__dict__)
+
+
+@router.post("/auth/logout", response_model=LoggedOut, responses={401: _error("NOT_AUTHENTICATED")})
+async def logout(user: CurrentUser, dbs: DBs) -> LoggedOut:
+    """Sign out everywhere: the caller's refresh and access tokens stop working."""
+    await core.logout(dbs, user)
+    return LoggedOut()
+
+
+@router.post(
+    "/auth/forgot-password", response_model=ForgotPasswordOut, response_model_exclude_none=True
+)
+async def forgot_password(email_in: EmailIn, dbs: DBs) -> ForgotPasswordOut:
+    """Email a password reset link (valid one hour). The answer is the same for any email."""
+    token = await core.forgot_password(dbs, str(email_in.email))
+    show = get_users_settings().return_forgot_password_token
+    return ForgotPasswordOut(forgot_password_token=token if show else None)
+
+
+@router.post(
+    "/auth/reset-password",
+    response_model=PasswordReset,
+    responses={
+        400: _error("RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`")
+    },
+)
+async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
+    """Set a new password with the emailed token; every earlier token stops working."""
+    await core.reset_password(
+        dbs, email=str(reset_in.email), token=reset_in.token, password=reset_in.password
+    )
+    return PasswordReset()
+
+
+@router.get("/users/user", response_model=UserRead, responses={401: _error("NOT_AUTHENTICATED")})
+async def read_me(user: CurrentUser) -> UserRead:
+    """The caller's account."""
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/user", response_model=UserRead, responses={401: _error("NOT_AUTHENTICATED")})
+async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRead:
+    """Change the caller's own names."""
+    updated = await core.update_profile(
+        dbs, user, first_name=user_in.first_name, last_name=user_in.last_name
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.get(
+    "/users",
+    response_model=UserPage,
+    responses={401: _error("NOT_AUTHENTICATED"), 403: _error("NOT_SUPERUSER")},
+)
+async def list_users(
+    _: Superuser,
+    dbs: DBs,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> UserPage:
+    """Every account, in creation order (superusers only)."""
+    users, total = await core.list_users(dbs, page=page, page_size=page_size)
+    return UserPage(data=[UserRead.model_validate(user) for user in users], total=total)
+
+
+@router.get(
+    "/_authenticated", response_model=Greeting, responses={401: _error("NOT_AUTHENTICATED")}
+)
+async def authenticated(user: CurrentUser) -> Greeting:
+    """A greeting for a logged-in caller (lets a front end check its token)."""
+    return Greeting(message=f"Hello {user.first_name}!")

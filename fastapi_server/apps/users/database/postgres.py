@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from fastapi_server.apps.users.models import RefreshToken, User, VerificationCode
+
+# Doubling stops growing here (2**20 lockouts is far past any cap), so power() never overflows.
+_MAX_LOCK_EXPONENT = 20
+# Bulk statements leave loaded objects alone (no implicit expiry, which would make the
+# next attribute access do IO); reads use populate_existing to see their effects.
+_NO_SYNC = {"synchronize_session": False}
 
 
 class UsersDB:
@@ -10,3 +25,202 @@ class UsersDB:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    # --- users ---------------------------------------------------------------------
+
+    async def now(self) -> datetime:
+        """The database's clock (the transaction's start), the one all rows use."""
+        return (await self.session.execute(select(func.now()))).scalar_one()
+
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        """The user, re-read from the database (statements here bypass the identity map)."""
+        return await self.session.get(
+            User, user_id, populate_existing=True, with_for_update=for_update
+        )
+
+    async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
+        """The user whose email matches ignoring case, re-read from the database."""
+        query = select(User).where(func.lower(User.email) == email.lower())
+        if for_update:
+            query = query.with_for_update()
+        query = query.execution_options(populate_existing=True)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def create(self, **values: Any) -> User:
+        """Insert a user (``email``, names, ``hashed_password``, flags) and flush."""
+        user = User(**values)
+        self.session.add(user)
+        await self.session.flush()
+        await self.session.refresh(user)
+        return user
+
+    async def register_unverified(
+        self, *, email: str, first_name: str, last_name: str, hashed_password: str
+    ) -> uuid.UUID | None:
+        """Insert a new unverified user, or replace names and password of an unverified one.
+
+        One statement on the case-insensitive unique index, so concurrent registrations
+        of one email end as one row. None when a *verified* user has the email.
+        """
+        new_row = insert(User).values(
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            hashed_password=hashed_password,
+        )
+        statement = new_row.on_conflict_do_update(
+            index_elements=[func.lower(User.email)],
+            set_={
+                "first_name": new_row.excluded.first_name,
+                "last_name": new_row.excluded.last_name,
+                "hashed_password": new_row.excluded.hashed_password,
+                "token_version": User.token_version + 1,
+            },
+            where=User.is_verified.is_(False),
+        ).returning(User.id)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def save(self, user: User, **values: Any) -> User:
+        """Set attributes on ``user`` and flush."""
+        for name, value in values.items():
+            setattr(user, name, value)
+        await self.session.flush()
+        return user
+
+    async def refresh(self, user: User) -> User:
+        """Reload ``user`` (columns set by triggers or other statements)."""
+        await self.session.refresh(user)
+        return user
+
+    async def record_login_failure(
+        self, user_id: uuid.UUID, *, max_failures: int, lockout_seconds: int, cap_seconds: int
+    ) -> tuple[int, datetime | None]:
+        """Count a failure atomically; lock from ``max_failures`` on, doubling, capped."""
+        failures = User.login_failed_count + 1
+        exponent = func.least(failures - max_failures, _MAX_LOCK_EXPONENT)
+        seconds = func.least(lockout_seconds * func.power(2, exponent), cap_seconds)
+        lock_until = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+        statement = (
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                login_failed_count=failures,
+                locked_until=case((failures >= max_failures, lock_until), else_=None),
+            )
+            .returning(User.login_failed_count, User.locked_until)
+        )
+        row = (await self.session.execute(statement, execution_options=_NO_SYNC)).one()
+        return int(row[0]), row[1]
+
+    async def count(self) -> int:
+        return int(
+            (await self.session.execute(select(func.count()).select_from(User))).scalar_one()
+        )
+
+    async def page(self, *, offset: int, limit: int) -> Sequence[User]:
+        """Users in creation order."""
+        query = select(User).order_by(User.created_on, User.id).offset(offset).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
+
+    # --- refresh tokens --------------------------------------------------------------
+
+    async def add_refresh_token(
+        self, *, jti: uuid.UUID, user_id: uuid.UUID, family_id: uuid.UUID, expires_on: datetime
+    ) -> None:
+        self.session.add(
+            RefreshToken(jti=jti, user_id=user_id, family_id=family_id, expires_on=expires_on)
+        )
+        await self.session.flush()
+
+    async def refresh_token_for_update(self, jti: uuid.UUID) -> RefreshToken | None:
+        """The token's row, locked so two concurrent refreshes cannot both rotate it."""
+        query = select(RefreshToken).where(RefreshToken.jti == jti).with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def mark_refresh_token_used(self, token: RefreshToken, when: datetime) -> None:
+        token.used_on = when
+        await self.session.flush()
+
+    async def revoke_refresh_family(self, family_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_on.is_(None))
+            .values(revoked_on=func.now()),
+            execution_options=_NO_SYNC,
+        )
+
+    async def revoke_user_refresh_tokens(self, user_id: uuid.UUID) -> int:
+        """Revoke every live refresh token of the user; how many were live."""
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_on.is_(None))
+            .values(revoked_on=func.now())
+            .returning(RefreshToken.jti),
+            execution_options=_NO_SYNC,
+        )
+        return len(result.all())
+
+    async def delete_expired_refresh_tokens(self, user_id: uuid.UUID) -> None:
+        """Housekeeping: drop the user's refresh tokens that expired a day ago or more."""
+        await self.session.execute(
+            delete(RefreshToken).where(
+                RefreshToken.user_id == user_id,
+                RefreshToken.expires_on < func.now() - timedelta(days=1),
+            ),
+            execution_options=_NO_SYNC,
+        )
+
+    # --- verification codes ----------------------------------------------------------
+
+    async def add_verification_code(
+        self,
+        *,
+        code_id: uuid.UUID,
+        user_id: uuid.UUID,
+        code_hmac: str,
+        password_fingerprint: str,
+        expires_on: datetime,
+    ) -> None:
+        self.session.add(
+            VerificationCode(
+                id=code_id,
+                user_id=user_id,
+                code_hmac=code_hmac,
+                password_fingerprint=password_fingerprint,
+                expires_on=expires_on,
+            )
+        )
+        await self.session.flush()
+
+    async def codes_requested_since(self, user_id: uuid.UUID, since: datetime) -> int:
+        query = select(func.count()).where(
+            VerificationCode.user_id == user_id, VerificationCode.created_on >= since
+        )
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def supersede_open_codes(self, user_id: uuid.UUID) -> None:
+        """Close the user's unused codes: only the newest code works."""
+        await self.session.execute(
+            update(VerificationCode)
+            .where(VerificationCode.user_id == user_id, VerificationCode.used_on.is_(None))
+            .values(used_on=func.now()),
+            execution_options=_NO_SYNC,
+        )
+
+    async def delete_old_codes(self, user_id: uuid.UUID, before: datetime) -> None:
+        """Housekeeping: drop the user's codes created before ``before``."""
+        await self.session.execute(
+            delete(VerificationCode).where(
+                VerificationCode.user_id == user_id, VerificationCode.created_on < before
+            ),
+            execution_options=_NO_SYNC,
+        )
+
+    async def verification_code_for_update(self, code_id: uuid.UUID) -> VerificationCode | None:
+        query = select(VerificationCode).where(VerificationCode.id == code_id).with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def save_code(self, code: VerificationCode, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(code, name, value)
+        await self.session.flush()

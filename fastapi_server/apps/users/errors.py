@@ -1,0 +1,113 @@
+"""Domain errors of the users app (rendered as ``{"detail": {"code": ...}}``)."""
+
+from __future__ import annotations
+
+from fastapi_server.lib.errors import AppError
+
+
+class KeepsChanges(AppError):
+    """An error whose bookkeeping must be committed (failure counters, revocations).
+
+    Raising normally rolls the request back; the API answers these errors without
+    raising, so the counter or the revocation made before them is kept.
+    """
+
+
+class NotAuthenticated(AppError):
+    code = "NOT_AUTHENTICATED"
+    status_code = 401
+    message = "Missing, invalid or expired access token."
+
+
+class NotSuperuser(AppError):
+    code = "NOT_SUPERUSER"
+    status_code = 403
+    message = "Only superusers may do this."
+
+
+class UserAlreadyExists(AppError):
+    code = "REGISTER_USER_ALREADY_EXISTS"
+    status_code = 400
+    message = "A verified account already uses this email."
+
+
+class RegisterInvalidPassword(AppError):
+    code = "REGISTER_INVALID_PASSWORD"
+    status_code = 400
+    message = "The password does not meet the password policy."
+
+
+class VerifyBadToken(KeepsChanges):
+    code = "VERIFY_USER_BAD_TOKEN"
+    status_code = 400
+    message = "The verification token or code is wrong, expired or already used."
+
+
+class VerifyAlreadyVerified(AppError):
+    code = "VERIFY_USER_ALREADY_VERIFIED"
+    status_code = 400
+    message = "This account is already verified."
+
+
+class VerifyTooManyRequests(AppError):
+    code = "VERIFY_TOO_MANY_REQUESTS"
+    status_code = 429
+    message = "Too many verification codes were requested; try again later."
+
+
+class LoginBadCredentials(KeepsChanges):
+    code = "LOGIN_BAD_CREDENTIALS"
+    status_code = 400
+    message = "Wrong email or password."
+
+
+class LoginUserNotVerified(AppError):
+    code = "LOGIN_USER_NOT_VERIFIED"
+    status_code = 400
+    message = "Verify your email before logging in."
+
+
+class LoginUserLocked(AppError):
+    code = "LOGIN_USER_LOCKED"
+    status_code = 429
+    message = "Too many failed logins; try again later."
+
+
+class RefreshTokenInvalid(KeepsChanges):
+    code = "REFRESH_TOKEN_INVALID"
+    status_code = 401
+    message = "The refresh token is invalid, expired, used or revoked."
+
+
+class ResetPasswordBadToken(AppError):
+    code = "RESET_PASSWORD_BAD_TOKEN"
+    status_code = 400
+    message = "The reset token is invalid, expired or already used."
+
+
+class ResetPasswordInvalidPassword(AppError):
+    code = "RESET_PASSWORD_INVALID_PASSWORD"
+    status_code = 400
+    message = "The password does not meet the password policy."
+
+
+class UserNotFound(AppError):
+    code = "USER_NOT_FOUND"
+    status_code = 404
+    message = "No user has this email."
+
+
+class InvalidPassword(AppError):
+    """A weak password given to a script (ops tools)."""
+
+    code = "INVALID_PASSWORD"
+    status_code = 400
+    message = "The password does not meet the password policy."
+
+
+class InvalidEmail(AppError):
+    """A malformed address given to a script (the API validates in its schemas)."""
+
+    code = "INVALID_EMAIL"
+    status_code = 400
+    message = "Not a valid email address."

@@ -1,0 +1,140 @@
+"""Password hashing (passlib ``CryptContext``: argon2id, legacy bcrypt) and the policy.
+
+Hashing is slow on purpose, so it runs in a small dedicated thread pool, never on the
+event loop: a burst of logins keeps other requests flowing, and at most
+``USERS_HASHING_THREADS`` argon2 hashes hold their memory at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import string
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+from passlib.context import CryptContext
+
+from fastapi_server.apps.users.settings import UsersSettings, get_users_settings
+
+MAX_LENGTH = 128
+BCRYPT_MAX_BYTES = 72  # what bcrypt (and the old system) ever looked at
+_SPECIAL = set(string.punctuation) | {" "}
+
+
+@lru_cache
+def _context(time_cost: int, memory_kib: int, parallelism: int) -> CryptContext:
+    return CryptContext(
+        schemes=["argon2", "bcrypt"],
+        deprecated=["bcrypt"],
+        argon2__type="ID",
+        argon2__rounds=time_cost,
+        argon2__memory_cost=memory_kib,
+        argon2__parallelism=parallelism,
+    )
+
+
+def crypt_context(settings: UsersSettings | None = None) -> CryptContext:
+    """The CryptContext for the current argon2 settings (argon2id new, bcrypt verify-only)."""
+    settings = settings or get_users_settings()
+    return _context(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+
+
+@lru_cache
+def _executor(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash")
+
+
+def hash_password_sync(password: str) -> str:
+    """The argon2id hash of ``password`` (blocking: prefer ``hash_password``)."""
+    hashed: str = crypt_context().hash(password)
+    return hashed
+
+
+def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
+    """``(matches, new_hash)``; ``new_hash`` is set when the stored hash is outdated.
+
+    A bcrypt hash only ever covered the first 72 bytes of the password (bcrypt >= 5
+    raises on longer input), so those bytes are checked; the rehash covers it all.
+    """
+    context = crypt_context()
+    try:
+        scheme = context.identify(hashed)
+    except ValueError:
+        return False, None
+    if scheme != "bcrypt":
+        matches, new_hash = context.verify_and_update(password, hashed)
+        return bool(matches), new_hash
+    if not context.verify(password.encode()[:BCRYPT_MAX_BYTES], hashed):
+        return False, None
+    return True, context.hash(password)
+
+
+async def hash_password(password: str) -> str:
+    """Hash in the hashing thread pool."""
+    loop = asyncio.get_running_loop()
+    executor = _executor(get_users_settings().hashing_threads)
+    return await loop.run_in_executor(executor, hash_password_sync, password)
+
+
+async def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
+    """Verify in the hashing thread pool; see ``verify_password_sync``."""
+    loop = asyncio.get_running_loop()
+    executor = _executor(get_users_settings().hashing_threads)
+    return await loop.run_in_executor(executor, verify_password_sync, password, hashed)
+
+
+@lru_cache
+def _dummy_hash(time_cost: int, memory_kib: int, parallelism: int) -> str:
+    hashed: str = _context(time_cost, memory_kib, parallelism).hash("not a password of anyone")
+    return hashed
+
+
+def dummy_hash() -> str:
+    """A hash with the current parameters, verified for unknown emails (same work)."""
+    settings = get_users_settings()
+    return _dummy_hash(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+
+
+async def burn_a_verify(password: str) -> None:
+    """Spend what a real verify costs, so unknown emails answer in the same time."""
+    loop = asyncio.get_running_loop()
+    executor = _executor(get_users_settings().hashing_threads)
+    hashed = await loop.run_in_executor(executor, dummy_hash)
+    await verify_password(password, hashed)
+
+
+@lru_cache
+def common_passwords(path: Path) -> frozenset[str]:
+    """The lowercased entries of a common-passwords file (one a line, ``#`` comments)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(
+        line.strip().lower() for line in lines if line.strip() and not line.startswith("#")
+    )
+
+
+def password_problem(password: str, settings: UsersSettings | None = None) -> str | None:
+    """The first policy rule ``password`` breaks (a reason code), or None when it passes.
+
+    Codes: TOO_SHORT (under ``USERS_PASSWORD_MIN_LENGTH``, 8), TOO_LONG (over 128),
+    NO_UPPERCASE, NO_LOWERCASE, NO_NUMBER, NO_SPECIAL_CHAR, TOO_COMMON.
+    """
+    settings = settings or get_users_settings()
+    checks = (
+        ("TOO_SHORT", len(password) >= settings.password_min_length),
+        ("TOO_LONG", len(password) <= MAX_LENGTH),
+        ("NO_UPPERCASE", any(char.isupper() for char in password)),
+        ("NO_LOWERCASE", any(char.islower() for char in password)),
+        ("NO_NUMBER", any(char.isdigit() for char in password)),
+        ("NO_SPECIAL_CHAR", any(char in _SPECIAL or not char.isalnum() for char in password)),
+    )
+    for reason, passes in checks:
+        if not passes:
+            return reason
+    if password.lower() in common_passwords(settings.common_passwords_file):
+        return "TOO_COMMON"
+    return None

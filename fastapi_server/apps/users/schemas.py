@@ -1,0 +1,101 @@
+"""Request and response bodies of the users app (field names fixed by the front end)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from fastapi_server.apps.users.models import NAME_MAX_LENGTH
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
+]
+# The policy (8..128 characters, classes, common list) is checked in core, so the
+# front end gets a reason code; this bound only keeps absurd bodies out.
+PasswordField = Annotated[str, Field(max_length=4096, examples=["Correct-Horse-42"])]
+Token = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class UserCreate(BaseModel):
+    email: EmailStr = Field(examples=["ada@example.org"])
+    password: PasswordField
+    first_name: Name = Field(examples=["Ada"])
+    last_name: Name = Field(examples=["Lovelace"])
+
+
+class UserUpdate(BaseModel):
+    first_name: Name | None = None
+    last_name: Name | None = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    first_name: str
+    last_name: str
+
+
+class UserPage(BaseModel):
+    data: list[UserRead]
+    total: int
+
+
+class EmailIn(BaseModel):
+    email: EmailStr = Field(examples=["ada@example.org"])
+
+
+class VerificationTokenOut(BaseModel):
+    verification_token: str
+    registration_code: str | None = Field(
+        default=None, description="Only with USERS_RETURN_VERIFICATION_TOKENS=1 (dev/test)."
+    )
+
+
+class VerifyIn(BaseModel):
+    token: Token
+    registration_code: Annotated[str, Field(max_length=32, examples=["042137"])]
+
+
+class Verified(BaseModel):
+    verified: Literal[True] = True
+
+
+class TokenPairOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 -- the OAuth2 token type
+    access_token_expiration: int = Field(description="Lifetime of the access token, seconds.")
+    refresh_token_expiration: int = Field(description="Lifetime of the refresh token, seconds.")
+
+
+class RefreshIn(BaseModel):
+    token: Token
+
+
+class LoggedOut(BaseModel):
+    logged_out: Literal[True] = True
+
+
+class ForgotPasswordOut(BaseModel):
+    token_sent: Literal[True] = True
+    forgot_password_token: str | None = Field(
+        default=None, description="Only with USERS_RETURN_FORGOT_PASSWORD_TOKEN=1 (dev/test)."
+    )
+
+
+class ResetPasswordIn(BaseModel):
+    email: EmailStr
+    token: Token
+    password: PasswordField
+
+
+class PasswordReset(BaseModel):
+    password_reset: Literal[True] = True
+
+
+class Greeting(BaseModel):
+    message: str

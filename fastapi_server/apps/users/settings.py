@@ -1,0 +1,108 @@
+"""Settings of the users app: ``USERS_*`` environment variables (or ``.env``)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fastapi_server.config import ENV_FILE
+
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+
+# Placeholders that must never sign tokens in production (the dev defaults among them).
+DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # noqa: S105 -- a known placeholder
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {
+        DEV_SECRET,
+        "changeme",
+        "change-me",
+        "changethis",
+        "secret",
+        "secret-key",
+        "your-secret-key",
+        "SECRET",
+        "CHANGE_ME",
+    }
+)
+MIN_SECRET_LENGTH = 32
+
+
+class UsersSettings(BaseSettings):
+    """Tokens, lockout, password hashing and the dev switches of the users app."""
+
+    model_config = SettingsConfigDict(env_prefix="USERS_", env_file=ENV_FILE, extra="ignore")
+
+    # Secrets (HS256). Distinct secrets per purpose: a leaked reset secret cannot mint
+    # access tokens. Production refuses empty, short and known placeholder values.
+    jwt_secret: str = Field(default=DEV_SECRET, description="Signs access and refresh tokens.")
+    verification_token_secret: str = Field(
+        default=DEV_SECRET, description="Signs verification tokens and the codes' HMACs."
+    )
+    reset_password_token_secret: str = Field(
+        default=DEV_SECRET, description="Signs password reset tokens."
+    )
+
+    access_token_lifetime_seconds: int = Field(default=900, ge=60)
+    refresh_token_lifetime_seconds: int = Field(default=14 * 24 * 3600, ge=300)
+    verification_code_lifetime_seconds: int = Field(default=600, ge=60, le=600)
+    reset_password_token_lifetime_seconds: int = Field(default=3600, ge=60, le=3600)
+
+    verification_max_attempts: int = Field(
+        default=5, ge=1, description="Wrong codes accepted before a verification code dies."
+    )
+    verification_codes_per_hour: int = Field(
+        default=5, ge=1, description="Codes one account may request per hour."
+    )
+
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=300, ge=1)
+    lockout_max_seconds: int = Field(default=24 * 3600, ge=1)
+
+    registration_default: bool = Field(
+        default=True, description="Registration is open when FF_ENABLE_REGISTRATION is absent."
+    )
+
+    # Dev/test switches: hand secrets to the client instead of only emailing them.
+    return_verification_tokens: bool = False
+    return_forgot_password_token: bool = False
+
+    # Argon2id cost (RFC 9106's second recommended option by default). Tests lower it.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    hashing_threads: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 2),
+        ge=1,
+        description="Threads that hash passwords (each argon2 hash holds its memory cost).",
+    )
+
+    password_min_length: int = Field(default=8, ge=8)
+    common_passwords_file: Path = COMMON_PASSWORDS_FILE
+
+    login_path: str = Field(default="/login", description="Front end page linked from emails.")
+    reset_password_path: str = Field(
+        default="/reset-password", description="Front end page that takes ?token=&email=."
+    )
+
+    def insecure_secrets(self) -> list[str]:
+        """Names of the secrets that are empty, too short or a known placeholder."""
+        secrets = {
+            "USERS_JWT_SECRET": self.jwt_secret,
+            "USERS_VERIFICATION_TOKEN_SECRET": self.verification_token_secret,
+            "USERS_RESET_PASSWORD_TOKEN_SECRET": self.reset_password_token_secret,
+        }
+        return [
+            name
+            for name, value in secrets.items()
+            if len(value) < MIN_SECRET_LENGTH or value.strip() in KNOWN_DEFAULT_SECRETS
+        ]
+
+
+@lru_cache
+def get_users_settings() -> UsersSettings:
+    """The process's users settings, read once."""
+    return UsersSettings()
