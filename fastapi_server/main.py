@@ -16,6 +16,7 @@ from fastapi_server.apps.feature_flags.api.api import router as feature_flags_ro
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
 from fastapi_server.apps.users.api.api import router as users_router
+from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
@@ -27,7 +28,10 @@ logger = logging.getLogger(__name__)
 # Per-app background services (cache listeners, delivery workers), entered after the
 # engine is up and left before it is disposed. Each takes the app and yields.
 AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
-APP_LIFESPANS: list[AppLifespan] = [feature_flags_lifespan]
+APP_LIFESPANS: list[AppLifespan] = [
+    users_lifespan,  # first: refuses to start with placeholder secrets in production
+    feature_flags_lifespan,
+]
 
 
 @asynccontextmanager
