@@ -91,5 +91,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
+        switched_off = not logger.handlers and not logger.propagate  # uvicorn --no-access-log
         logger.handlers[:] = []
-        logger.propagate = True
+        logger.propagate = not switched_off

@@ -509,11 +509,6 @@ def test_image_command_serves_the_api_with_web_concurrency_workers(
     assert output.count("Started server process") == 2, output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="configure_logging (fastapi_server/lib/logging.py) makes uvicorn.access propagate "
-    "to the root handler again, undoing uvicorn's --no-access-log / access_log=False",
-)
 def test_image_command_writes_no_access_log(served_image_command: ServedImageCommand) -> None:
     assert served_image_command.status.status_code == 200
     assert "GET /_status" not in served_image_command.output
