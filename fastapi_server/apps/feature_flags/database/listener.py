@@ -138,6 +138,7 @@ class FlagListener:
             self._reload_all = False
             self.cache.replace_all(await self._fetch(connection))
             self.listening = self._was_up = True
+            self._first_attempt_done.set()
             logger.info("feature flags: listening; %d flags loaded", len(self.cache.rules))
             await self._serve_notices(connection)
         finally:
