@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
+from fastapi_server.apps.notifications.lifespan import lifespan as notifications_lifespan
 from fastapi_server.apps.users.api.api import router as users_router
 from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
@@ -31,6 +32,7 @@ AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 APP_LIFESPANS: list[AppLifespan] = [
     users_lifespan,  # first: refuses to start with placeholder secrets in production
     feature_flags_lifespan,
+    notifications_lifespan,
 ]
 
 

@@ -141,6 +141,12 @@ async def seconds_until_next_due(dbs: Databases) -> float | None:
     return await dbs.notifications.seconds_until_next_due()
 
 
+async def count_by_status(dbs: Databases) -> dict[str, int]:
+    """Messages per status: pending, sending, sent, failed (0 when none)."""
+    counts = await dbs.notifications.count_by_status()
+    return {status.value: counts.get(status.value, 0) for status in OutboxStatus}
+
+
 async def requeue(dbs: Databases, *, include_failed: bool) -> RequeueResult:
     """Put messages back in line, due now, and wake the workers.
 

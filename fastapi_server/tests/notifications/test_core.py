@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fastapi_server.apps.notifications import core
@@ -10,7 +12,7 @@ from fastapi_server.config import get_settings
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.mail import outbox_for
 
-CONTEXTS = {
+CONTEXTS: dict[str, dict[str, Any]] = {
     "registration_code": {"first_name": "Ada", "code": "123456", "expires_minutes": 10},
     "welcome": {"first_name": "Ada", "login_url": "https://app.example/login"},
     "reset_password": {

@@ -174,6 +174,13 @@ class NotificationsDB:
         wait: float = (earliest - now).total_seconds()
         return max(wait, 0.0)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """How many messages are in each status (absent statuses: none)."""
+        rows = await self.session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        )
+        return {str(status): int(count) for status, count in rows.tuples()}
+
     async def requeue(self, status: str, *, reset_attempts: bool = False) -> int:
         """Make messages in ``status`` pending and due now; how many changed.
 
