@@ -1,0 +1,419 @@
+"""The benchmark's phases, in the order ``bench/run.py`` runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+import urllib.parse
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from bench import stack
+from bench.baseline import TOKEN_AUDIENCE
+from bench.probes import ProbeResult, probe_latency, run_micro
+from bench.report import NA, Endpoint, Target, endpoint_targets
+from bench.wrk import THREADS, Load, LoginLoad, Request, RunningWrk, WrkResult, run_wrk
+
+BASE_USERS = 1_000  # users in the database for the main table (and the "1k" side)
+STATUS_LOGIN_CONNECTIONS = 16
+MAX_RSS_MB = 200.0
+MAX_RSS_GROWTH = 0.10
+MAX_MICRO_US = 5.0
+MAX_STATUS_SLOWDOWN = 2.0
+MAX_SCALE_LOSS = 0.10
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard to run."""
+
+    quick: bool
+    workers: int
+    duration_s: int
+    warmup_s: int
+    rounds: int
+    users: int | None
+    memory_steps: tuple[int, int]
+    micro_calls: int
+    micro_repeats: int
+    status_s: int
+    memory_cap_s: int
+    # Logins hash a password (slow on purpose): much shorter intervals complete none.
+    login_min_s: int
+
+    def estimate_s(self) -> int:
+        """A rough upper bound of the run's length, for the opening line."""
+        per_round = 8 * (self.warmup_s + self.duration_s)
+        scale = 2 * self.rounds * (self.warmup_s + self.duration_s) + 60 if self.users else 0
+        return 30 + per_round * self.rounds + 3 * self.status_s + 90 + scale
+
+
+_STARTED = time.monotonic()
+
+
+def say(line: str) -> None:
+    """Print a progress line, with the seconds since the start."""
+    print(f"{time.monotonic() - _STARTED:6.1f}s  {line}", flush=True)
+
+
+class Benchmark:
+    """One run: data, servers, measurements and the targets they meet or miss."""
+
+    def __init__(self, plan: Plan, exits: contextlib.ExitStack, log_dir: Path) -> None:
+        self.plan = plan
+        self.exits = exits
+        self.log_dir = log_dir
+        self.url = ""
+        self.password = ""
+        self.user_id: uuid.UUID | None = None
+        self.notes: dict[str, str] = {}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.targets: list[Target] = []
+        self.sections: dict[str, Any] = {}
+        self.pids: list[int] = []
+        self.logins = LoginLoad(path="/login", population=1, password="")
+        self.idle_status: ProbeResult | None = None
+
+    # --- set-up -----------------------------------------------------------------------
+
+    def prepare_database(self) -> None:
+        """PostgreSQL up, migrated, seeded: 5 flags and BASE_USERS verified users."""
+        started = time.monotonic()
+        self.url = stack.start_database(self.exits)
+        stack.bootstrap(self.url)
+        why = asyncio.run(stack.seed_flags(self.url))
+        if why:
+            self.notes["flags"] = why
+        email = self.logins.email(0)
+        user_id, password, why = asyncio.run(stack.seed_user(self.url, email))
+        self.user_id, self.password = user_id, password
+        population = 1
+        if user_id is None:
+            self.notes["users"] = why or "no user"
+        else:
+            emails = (self.logins.email(i) for i in range(1, BASE_USERS))
+            population += asyncio.run(stack.copy_users(self.url, user_id, emails))
+        self.logins = replace(self.logins, population=population, password=password)
+        took = time.monotonic() - started
+        say(f"database ready in {took:.1f}s ({population} users){self._notes()}")
+
+    def _notes(self) -> str:
+        return "".join(f"; {key}: {value}" for key, value in self.notes.items())
+
+    def micro(self) -> None:
+        """``is_enabled()`` per call, in this process, on a warm cache."""
+        results, why = run_micro(
+            self.url,
+            stack.ACTIVE_FLAG,
+            stack.TARGETED_FLAG,
+            self.plan.micro_calls,
+            self.plan.micro_repeats,
+        )
+        self.sections["micro"] = {"results": [asdict(r) for r in results], "unavailable": why}
+        if not results:
+            self.targets.append(
+                Target(
+                    "is_enabled() on a warm cache", NA, f"<= {MAX_MICRO_US:.0f} µs", None, why or ""
+                )
+            )
+        for result in results:
+            self.targets.append(
+                Target(
+                    f"{result.label} on a warm cache, in process",
+                    f"{result.best_us:.2f} µs/call",
+                    f"<= {MAX_MICRO_US:.0f} µs",
+                    result.best_us <= MAX_MICRO_US,
+                )
+            )
+            say(f"micro: {result.label}: {result.best_us:.2f} µs/call (best of {result.calls:,})")
+
+    def start_servers(self, env: dict[str, str]) -> None:
+        """The API and the baseline, same uvicorn settings, both ready."""
+        self.baseline_secret = env["BENCH_JWT_SECRET"]
+        self.api = stack.start_server(
+            self.exits,
+            "api",
+            "fastapi_server.main:create_app",
+            env,
+            self.plan.workers,
+            self.log_dir,
+        )
+        self.baseline = stack.start_server(
+            self.exits,
+            "baseline",
+            "bench.baseline:create_app",
+            env,
+            self.plan.workers,
+            self.log_dir,
+        )
+        self.api.wait_ready("/_ready")
+        self.baseline.wait_ready("/json")
+        for server in (self.api, self.baseline):
+            self.pids += server.all_pids()
+        say(f"api {self.api.url}, baseline {self.baseline.url}, {self.plan.workers} workers each")
+
+    def login(self) -> str | None:
+        """An access token for the benchmark user, from ``POST /login`` over HTTP."""
+        if self.user_id is None:
+            return None
+        status, body = stack.http_call(
+            self.api.url + self.logins.path,
+            "POST",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            urllib.parse.urlencode(
+                {"username": self.logins.email(0), "password": self.password}
+            ).encode(),
+        )
+        if status != 200:
+            self.notes["login"] = f"POST {self.logins.path} answered HTTP {status}"
+            return None
+        token = json.loads(body).get("access_token")
+        return token if isinstance(token, str) else None
+
+    def define_endpoints(self, token: str | None) -> None:
+        """What wrk drives, in the order of each round (each API row next to its baseline)."""
+        bare_token = jwt.encode(
+            {
+                "user_id": str(self.user_id or uuid.uuid4()),
+                "aud": TOKEN_AUDIENCE,
+                "exp": datetime.now(UTC) + timedelta(hours=6),
+            },
+            self.baseline_secret,
+            algorithm="HS256",
+        )
+        bearer = {"Authorization": f"Bearer {token}"} if token else {}
+
+        def get(path: str, headers: dict[str, str] | None = None) -> Load:
+            return Load(requests=(Request(path=path, headers=headers or {}),))
+
+        endpoints = [
+            Endpoint("bare_json", "GET /json (bare)", "baseline", get("/json")),
+            Endpoint("status", "GET /_status", "api", get("/_status"), baseline="bare_json"),
+            Endpoint(
+                "evaluate", "GET /feature-flags/evaluate", "api", get("/feature-flags/evaluate"),
+                baseline="bare_json", min_ratio=0.5, max_p99_ms=100,
+            ),
+            Endpoint("bare_query", "GET /flags (bare, 1 query)", "baseline", get("/flags")),
+            Endpoint(
+                "flags", "GET /feature-flags", "api", get("/feature-flags"),
+                baseline="bare_query", min_ratio=0.6, max_p99_ms=100,
+            ),
+            Endpoint(
+                "bare_user", "GET /user (bare, JWT + lookup)", "baseline",
+                get("/user", {"Authorization": f"Bearer {bare_token}"}),
+            ),
+            Endpoint(
+                "user", "GET /users/user", "api", get("/users/user", bearer),
+                baseline="bare_user", min_ratio=0.5, max_p99_ms=100,
+            ),
+            Endpoint("login", f"POST {self.logins.path}", "api", Load(logins=self.logins)),
+        ]  # fmt: skip
+        for endpoint in endpoints:
+            endpoint.unavailable = self._check(endpoint, token)
+        self.endpoints = {endpoint.key: endpoint for endpoint in endpoints}
+        missing = [f"{e.label}: {e.unavailable}" for e in endpoints if e.unavailable]
+        if missing:
+            say("not measured (n/a): " + "; ".join(missing))
+
+    def _server_url(self, endpoint: Endpoint) -> str:
+        return self.api.url if endpoint.server == "api" else self.baseline.url
+
+    def _check(self, endpoint: Endpoint, token: str | None) -> str | None:
+        """Why ``endpoint`` cannot be measured (one request must answer 200), or None."""
+        if endpoint.key == "user" and token is None:
+            return self.notes.get("login") or self.notes.get("users") or "no access token"
+        if endpoint.load.logins is not None:
+            if self.user_id is None:
+                return self.notes.get("users", "no user")
+            status, _ = stack.http_call(
+                self._server_url(endpoint) + endpoint.load.logins.path,
+                "POST",
+                {"Content-Type": "application/x-www-form-urlencoded"},
+                urllib.parse.urlencode(
+                    {"username": self.logins.email(0), "password": self.password}
+                ).encode(),
+            )
+        else:
+            request = endpoint.load.requests[0]
+            status, _ = stack.http_call(
+                self._server_url(endpoint) + request.path, request.method, request.headers
+            )
+        if status == 200:
+            return None
+        return "no answer" if status == 0 else f"answers HTTP {status}"
+
+    # --- measurements -------------------------------------------------------------------
+
+    def run_rounds(self, keys: list[str], label: str = "") -> None:
+        """Warm-up then a measured interval per endpoint, round after round."""
+        measured = [self.endpoints[k] for k in keys if not self.endpoints[k].unavailable]
+        for n in range(1, self.plan.rounds + 1):
+            for endpoint in measured:
+                url = self._server_url(endpoint)
+                duration = self.plan.duration_s
+                if endpoint.load.logins is not None:
+                    duration = max(duration, self.plan.login_min_s)
+                if self.plan.warmup_s:
+                    run_wrk(url, endpoint.load, self.plan.warmup_s)
+                result = run_wrk(url, endpoint.load, duration)
+                self.wait_idle()
+                endpoint.rounds.append(result)
+                say(
+                    f"[{label}round {n}/{self.plan.rounds}] {endpoint.label:<32}"
+                    f"{result.rps:>10,.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+                    f"p99 {result.p99_ms:8.2f} ms  errors {result.errors}"
+                )
+
+    def wait_idle(self) -> None:
+        """Let both servers finish what the last wrk run left queued."""
+        stack.wait_idle([self.api, self.baseline])
+
+    def status_idle(self) -> None:
+        """``/_status`` latency of the idle API (before any load)."""
+        probe_latency(self.api.port, "/_status", 1)  # warm-up: connections, first requests
+        idle = self.idle_status = probe_latency(self.api.port, "/_status", self.plan.status_s)
+        say(f"/_status idle: p50 {idle.p50_ms:.2f} ms, p99 {idle.p99_ms:.2f} ms")
+
+    def status_under_login(self) -> None:
+        """``/_status`` p99 while 16 connections hammer the login, against the idle one."""
+        seconds = self.plan.status_s
+        idle = self.idle_status or probe_latency(self.api.port, "/_status", seconds)
+        login = self.endpoints["login"]
+        loaded: ProbeResult | None = None
+        storm: WrkResult | None = None
+        if not login.unavailable:
+            hammer = RunningWrk(
+                self.api.url, login.load, seconds + 2, connections=STATUS_LOGIN_CONNECTIONS
+            )
+            try:
+                time.sleep(1)  # let the storm build up
+                loaded = probe_latency(self.api.port, "/_status", seconds)
+                storm = hammer.finish()
+            finally:
+                hammer.stop()
+            self.wait_idle()
+        self.sections["status_under_login"] = {
+            "idle": asdict(idle),
+            "under_login": asdict(loaded) if loaded else None,
+            "login_storm": asdict(storm) | {"rps": round(storm.rps, 1)} if storm else None,
+            "unavailable": login.unavailable,
+        }
+        figure = f"idle {idle.p99_ms:.2f} ms"
+        met: bool | None = None
+        if loaded is not None:
+            slowdown = loaded.p99_ms / idle.p99_ms if idle.p99_ms else math.inf
+            figure += f", under login {loaded.p99_ms:.2f} ms ({slowdown:.1f}x)"
+            met = slowdown <= MAX_STATUS_SLOWDOWN
+        self.targets.append(
+            Target(
+                f"/_status p99 while {STATUS_LOGIN_CONNECTIONS} connections hammer POST /login",
+                figure,
+                f"<= {MAX_STATUS_SLOWDOWN:.0f}x idle",
+                met,
+                login.unavailable or "",
+            )
+        )
+        say(f"/_status p99: {figure}")
+
+    def memory(self) -> None:
+        """RSS of each API worker after 50k and 100k more requests (a mix of GETs)."""
+        try:
+            rss = self.api.rss_mb()
+        except ImportError:
+            self._memory_na("psutil is not installed")
+            return
+        requests = tuple(
+            r
+            for key in ("status", "flags", "evaluate", "user")
+            if not self.endpoints[key].unavailable
+            for r in self.endpoints[key].load.requests
+        )
+        samples: list[tuple[int, dict[int, float]]] = [(0, rss)]
+        done = errors = 0
+        for step in self.plan.memory_steps:
+            per_thread = math.ceil((step - done) / THREADS)
+            load = Load(requests=requests, stop_after=per_thread)
+            result = run_wrk(self.api.url, load, self.plan.memory_cap_s)
+            self.wait_idle()
+            done, errors = done + result.requests, errors + result.errors
+            samples.append((done, self.api.rss_mb()))
+        self.sections["memory"] = {
+            "paths": [r.path for r in requests],
+            "errors": errors,
+            "samples": [{"requests": n, "rss_mb": _rounded(mb)} for n, mb in samples],
+        }
+        (n_first, first), (n_last, last) = samples[1], samples[2]
+        same_workers = set(first) == set(last)  # else a worker was replaced meanwhile
+        growth = max(last[pid] / first[pid] - 1 for pid in last) if same_workers else math.inf
+        pairs = ", ".join(f"{first.get(p, 0):.0f}->{last[p]:.0f}" for p in last)
+        figure = f"{pairs} MB after {n_first:,}/{n_last:,} requests"
+        steps = "/".join(f"{s // 1000}k" for s in self.plan.memory_steps)
+        self.targets.append(
+            Target(
+                f"RSS per worker after {steps} requests",
+                figure,
+                f"<= {MAX_RSS_MB:.0f} MB and <= +{MAX_RSS_GROWTH:.0%}",
+                max(last.values()) <= MAX_RSS_MB and growth <= MAX_RSS_GROWTH,
+                "" if same_workers else "a worker was replaced between the samples",
+            )
+        )
+        say(f"memory: {figure}")
+
+    def _memory_na(self, why: str) -> None:
+        self.sections["memory"] = {"unavailable": why}
+        self.targets.append(Target("RSS per worker", NA, f"<= {MAX_RSS_MB:.0f} MB", None, why))
+
+    def users_scale(self) -> None:
+        """Login and ``GET /users/user`` with ``plan.users`` users against BASE_USERS."""
+        users = self.plan.users
+        if users is None:
+            return
+        small = {k: self.endpoints[k] for k in ("login", "user")}
+        if self.user_id is None or all(e.unavailable for e in small.values()):
+            self.sections["users_scale"] = {"unavailable": self.notes.get("users", "n/a")}
+            for endpoint in small.values():
+                self._scale_target(endpoint, None, users)
+            return
+        started = time.monotonic()
+        emails = (self.logins.email(i) for i in range(self.logins.population, users))
+        added = asyncio.run(stack.copy_users(self.url, self.user_id, emails))
+        load_s = time.monotonic() - started
+        say(f"loaded {added:,} more users with COPY in {load_s:.1f}s")
+        population = self.logins.population + added
+        big_logins = replace(self.logins, population=population)
+        for endpoint in small.values():
+            load = Load(logins=big_logins) if endpoint.load.logins else endpoint.load
+            big = replace(endpoint, key=f"{endpoint.key}_big", load=load, rounds=[])
+            big.label = f"{endpoint.label} ({population:,} users)"
+            big.baseline = big.min_ratio = big.max_p99_ms = None
+            self.endpoints[big.key] = big
+        self.run_rounds([f"{k}_big" for k in small], label=f"{population:,} users, ")
+        self.sections["users_scale"] = {"users": population, "copy_seconds": round(load_s, 1)}
+        for endpoint in small.values():
+            self._scale_target(endpoint, self.endpoints[f"{endpoint.key}_big"], population)
+
+    def _scale_target(self, small: Endpoint, big: Endpoint | None, users: int) -> None:
+        what = f"{small.label} with {users:,} users vs {BASE_USERS:,}"
+        target = f">= {1 - MAX_SCALE_LOSS:.0%} of the req/s"
+        if big is None or small.rps is None or big.rps is None:
+            self.targets.append(Target(what, NA, target, None, small.unavailable or ""))
+            return
+        share = big.rps / small.rps
+        figure = f"{small.rps:,.0f} -> {big.rps:,.0f} req/s ({share:.0%})"
+        self.targets.append(Target(what, figure, target, share >= 1 - MAX_SCALE_LOSS))
+
+    def all_targets(self) -> list[Target]:
+        """The endpoints' targets first, then the others, in the order they ran."""
+        return [*endpoint_targets(self.endpoints), *self.targets]
+
+
+def _rounded(rss: dict[int, float]) -> dict[int, float]:
+    return {pid: round(mb, 1) for pid, mb in rss.items()}
