@@ -2,6 +2,116 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter(tags=["feature flags"])
+from fastapi import APIRouter, Path, Query, Response
+
+from fastapi_server.apps.feature_flags import core
+from fastapi_server.apps.feature_flags.entitlements import FlagAdmin, FlagReader
+from fastapi_server.apps.feature_flags.schemas import (
+    CODENAME_RULE,
+    Codename,
+    FeatureFlagCreate,
+    FeatureFlagHistoryRead,
+    FeatureFlagRead,
+    FeatureFlagUpdate,
+)
+from fastapi_server.resources.database.databases import DBs
+
+router = APIRouter(prefix="/feature-flags", tags=["feature flags"])
+
+CodenamePath = Annotated[
+    Codename, Path(description=f"The flag's codename: {CODENAME_RULE}.", examples=["FF_X"])
+]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description}
+
+
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: _error("FEATURE_FLAG_NOT_FOUND")}
+ADMIN_ONLY: Responses = {401: _error("NOT_AUTHENTICATED"), 403: _error("NOT_SUPERUSER")}
+
+
+@router.get("", response_model=list[FeatureFlagRead])
+async def list_flags(dbs: DBs) -> list[FeatureFlagRead]:
+    """Every flag with its targeting, ordered by codename."""
+    return [FeatureFlagRead.model_validate(flag) for flag in await core.list_flags(dbs)]
+
+
+@router.get("/evaluate", response_model=dict[str, bool])
+async def evaluate(user: FlagReader) -> dict[str, bool]:
+    """Each flag's value for the caller, `{codename: bool}`, so a front end can hide what is
+    off. Without a Bearer token: the value anonymous visitors get (on only when active and
+    rolled out to 100%). Served from the process's cache, which follows every change
+    within a second."""
+    return core.evaluate_all(user)
+
+
+@router.get("/{codename}", response_model=FeatureFlagRead, responses=NOT_FOUND)
+async def get_flag(codename: CodenamePath, dbs: DBs) -> FeatureFlagRead:
+    """One flag."""
+    return FeatureFlagRead.model_validate(await core.get_flag(dbs, codename))
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FeatureFlagRead,
+    responses={**ADMIN_ONLY, 409: _error("FEATURE_FLAG_ALREADY_EXISTS")},
+)
+async def create_flag(flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs) -> FeatureFlagRead:
+    """Create a flag (off unless `is_active` is true). Superusers only."""
+    flag = await core.create_flag(dbs, flag_in, actor=admin.email)
+    return FeatureFlagRead.model_validate(flag)
+
+
+@router.patch("/{codename}", response_model=FeatureFlagRead, responses={**ADMIN_ONLY, **NOT_FOUND})
+async def update_flag(
+    codename: CodenamePath, flag_in: FeatureFlagUpdate, admin: FlagAdmin, dbs: DBs
+) -> FeatureFlagRead:
+    """Change the label, description, `is_active` or targeting (`user_ids`,
+    `rollout_percentage`); fields left out keep their value. Superusers only."""
+    flag = await core.update_flag(dbs, codename, flag_in, actor=admin.email)
+    return FeatureFlagRead.model_validate(flag)
+
+
+@router.post(
+    "/{codename}/toggle", response_model=FeatureFlagRead, responses={**ADMIN_ONLY, **NOT_FOUND}
+)
+async def toggle_flag(codename: CodenamePath, admin: FlagAdmin, dbs: DBs) -> FeatureFlagRead:
+    """Flip `is_active` and return the flag. Superusers only."""
+    flag = await core.toggle_flag(dbs, codename, actor=admin.email)
+    return FeatureFlagRead.model_validate(flag)
+
+
+@router.delete(
+    "/{codename}",
+    status_code=204,
+    response_class=Response,
+    responses={**ADMIN_ONLY, **NOT_FOUND},
+)
+async def delete_flag(codename: CodenamePath, admin: FlagAdmin, dbs: DBs) -> Response:
+    """Delete a flag; its history is kept. Code reading it then gets its default.
+    Superusers only."""
+    await core.delete_flag(dbs, codename, actor=admin.email)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{codename}/history",
+    response_model=list[FeatureFlagHistoryRead],
+    responses={**ADMIN_ONLY, **NOT_FOUND},
+)
+async def flag_history(
+    codename: CodenamePath,
+    admin: FlagAdmin,
+    dbs: DBs,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")] = 100,
+) -> list[FeatureFlagHistoryRead]:
+    """Every change of the flag (API, scripts and psql alike), newest first: the values
+    before and after, who made it (user email, `script:<os user>`, or the database role)
+    and when. Kept after the flag is deleted. Superusers only."""
+    rows = await core.flag_history(dbs, codename, limit=limit)
+    return [FeatureFlagHistoryRead.model_validate(row) for row in rows]

@@ -39,6 +39,8 @@ RULES_SQL = "SELECT codename, is_active, user_ids, rollout_percentage FROM featu
 # Past this many flags named in one batch of notices, one full reload is cheaper.
 FULL_RELOAD_THRESHOLD = 50
 FIRST_BACKOFF_SECONDS = 0.1
+# What an unreachable or restarting database raises.
+DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _rule(row: asyncpg.Record) -> FlagRule:
@@ -110,12 +112,14 @@ class FlagListener:
         while True:
             try:
                 await self._listen()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 if self.cache.loaded and not outage_logged:
                     logger.warning("feature flags: listening connection lost (%s)", exc)
                     outage_logged = True
                 else:
                     logger.debug("feature flags: cannot listen (%s)", exc)
+            except Exception:  # a bug must not stop the refreshing for good
+                logger.exception("feature flags: listener failed; restarting it")
             finally:
                 self._first_attempt_done.set()
             if self._was_up:
@@ -197,7 +201,10 @@ class FlagListener:
                     self.cache.replace_all(await self._fetch(connection))
                 finally:
                     await self._close(connection)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 logger.debug("feature flags: poll failed (%s)", exc)
+                continue
+            except Exception:
+                logger.exception("feature flags: poll failed")
                 continue
             self._reconnect_now.set()  # the database answers again: listen now

@@ -1,0 +1,15 @@
+"""Who may do what with feature flags (FastAPI dependencies used by ``api``).
+
+Reading flags (list, one flag, evaluate) is open to anyone; ``evaluate`` uses the
+caller's identity when a Bearer token is given. Changing flags and reading their history
+is for superusers (401 without a valid token, 403 ``NOT_SUPERUSER`` otherwise).
+"""
+
+from __future__ import annotations
+
+from fastapi_server.apps.users.entitlements import OptionalUser, Superuser
+
+FlagAdmin = Superuser
+FlagReader = OptionalUser
+
+__all__ = ["FlagAdmin", "FlagReader"]

@@ -1,0 +1,288 @@
+"""Every HTTP endpoint of the feature flags app, over the rolled-back test transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fastapi_server.apps.users.models import User
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.tests.feature_flags.helpers import kept_user
+from fastapi_server.tests.helpers.users import auth_headers
+
+NEW_FLAG = {"codename": "FF_NEW_CHECKOUT", "label": "New checkout", "description": "Beta."}
+
+
+async def _create(
+    client: httpx.AsyncClient, headers: dict[str, str], **body: object
+) -> dict[str, Any]:
+    response = await client.post("/feature-flags", json={**NEW_FLAG, **body}, headers=headers)
+    assert response.status_code == 201, response.text
+    flag: dict[str, Any] = response.json()
+    return flag
+
+
+async def test_list_is_open_to_anyone_and_ordered_by_codename(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    await db_session.execute(
+        text(
+            "INSERT INTO feature_flags (codename, label) "
+            "VALUES ('zz.last', 'Last'), ('AA-first', 'First')"
+        )
+    )
+    response = await client.get("/feature-flags")
+    assert response.status_code == 200
+    flags = response.json()
+    codenames = [flag["codename"] for flag in flags]
+    assert codenames == sorted(codenames)
+    assert {"AA-first", "zz.last", "FF_ENABLE_REGISTRATION"} <= set(codenames)
+    first = next(flag for flag in flags if flag["codename"] == "AA-first")
+    assert first | {"created_on": None, "updated_on": None} == {
+        "codename": "AA-first",
+        "label": "First",
+        "description": "",
+        "is_active": False,
+        "user_ids": [],
+        "rollout_percentage": 100,
+        "created_by": "postgres",
+        "updated_by": "postgres",
+        "created_on": None,
+        "updated_on": None,
+    }
+
+
+async def test_get_one_flag_or_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/feature-flags/FF_ENABLE_REGISTRATION")
+    assert response.status_code == 200
+    assert response.json()["is_active"] is True
+    missing = await client.get("/feature-flags/FF_NOPE")
+    assert missing.status_code == 404
+    assert missing.json()["detail"]["code"] == "FEATURE_FLAG_NOT_FOUND"
+
+
+@pytest.mark.parametrize("bad", ["has space", "semi;colon", "é", "x" * 101])
+async def test_bad_codename_in_the_path_is_a_clear_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], bad: str
+) -> None:
+    for method, path in [
+        ("GET", f"/feature-flags/{bad}"),
+        ("PATCH", f"/feature-flags/{bad}"),
+        ("POST", f"/feature-flags/{bad}/toggle"),
+        ("DELETE", f"/feature-flags/{bad}"),
+        ("GET", f"/feature-flags/{bad}/history"),
+    ]:
+        json: dict[str, Any] | None = {} if method == "PATCH" else None
+        response = await client.request(method, path, headers=admin_headers, json=json)
+        assert response.status_code == 422, (method, path)
+        error = response.json()["detail"][0]
+        assert error["loc"] == ["path", "codename"]
+        assert "letter, a digit, '_', '-' or '.'" in error["msg"]
+
+
+async def test_create_needs_a_superuser(client: httpx.AsyncClient, dbs: Databases) -> None:
+    anonymous = await client.post("/feature-flags", json=NEW_FLAG)
+    assert anonymous.status_code == 401
+    plain = await kept_user(dbs)
+    forbidden = await client.post("/feature-flags", json=NEW_FLAG, headers=auth_headers(plain))
+    assert forbidden.status_code == 403
+    assert forbidden.json()["detail"]["code"] == "NOT_SUPERUSER"
+    assert (await client.get("/feature-flags/FF_NEW_CHECKOUT")).status_code == 404
+
+
+async def test_create_defaults_to_off_and_records_the_admin(
+    client: httpx.AsyncClient, admin: User, admin_headers: dict[str, str]
+) -> None:
+    flag = await _create(client, admin_headers)
+    assert flag["codename"] == "FF_NEW_CHECKOUT"
+    assert flag["label"] == "New checkout"
+    assert flag["is_active"] is False
+    assert flag["rollout_percentage"] == 100
+    assert flag["user_ids"] == []
+    assert flag["created_by"] == flag["updated_by"] == admin.email
+    assert (await client.get("/feature-flags/FF_NEW_CHECKOUT")).json() == flag
+
+
+async def test_create_with_targeting(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    someone = str(uuid.uuid4())
+    flag = await _create(
+        client, admin_headers, is_active=True, user_ids=[someone, someone], rollout_percentage=5
+    )
+    assert flag["is_active"] is True
+    assert flag["user_ids"] == [someone]  # duplicates dropped
+    assert flag["rollout_percentage"] == 5
+
+
+async def test_create_twice_is_409(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await _create(client, admin_headers)
+    again = await client.post("/feature-flags", json=NEW_FLAG, headers=admin_headers)
+    assert again.status_code == 409
+    assert again.json()["detail"]["code"] == "FEATURE_FLAG_ALREADY_EXISTS"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"codename": "bad name"}, "codename"),
+        ({"codename": ""}, "codename"),
+        ({"codename": "x" * 101}, "codename"),
+        ({"codename": "FF_OK", "rollout_percentage": 101}, "rollout_percentage"),
+        ({"codename": "FF_OK", "rollout_percentage": -1}, "rollout_percentage"),
+        ({"codename": "FF_OK", "user_ids": ["not-a-uuid"]}, "user_ids"),
+        ({"label": "no codename"}, "codename"),
+    ],
+)
+async def test_create_rejects_bad_input_with_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], body: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/feature-flags", json=body, headers=admin_headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][:2] == ["body", field]
+
+
+async def test_codename_error_says_what_is_allowed(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    response = await client.post("/feature-flags", json={"codename": "a/b"}, headers=admin_headers)
+    message = response.json()["detail"][0]["msg"]
+    assert "1 to 100 characters, each a letter, a digit, '_', '-' or '.'" in message
+
+
+async def test_patch_changes_only_what_is_sent(
+    client: httpx.AsyncClient, dbs: Databases, admin_headers: dict[str, str]
+) -> None:
+    await _create(client, admin_headers)
+    other = await kept_user(dbs, superuser=True)
+    listed = str(uuid.uuid4())
+    response = await client.patch(
+        "/feature-flags/FF_NEW_CHECKOUT",
+        json={"is_active": True, "user_ids": [listed], "rollout_percentage": 25},
+        headers=auth_headers(other),
+    )
+    assert response.status_code == 200
+    flag = response.json()
+    assert flag["is_active"] is True
+    assert flag["user_ids"] == [listed]
+    assert flag["rollout_percentage"] == 25
+    assert flag["label"] == "New checkout"  # untouched
+    assert flag["description"] == "Beta."
+    assert flag["updated_by"] == other.email
+    assert flag["created_by"] == "flag-admin@example.org"
+
+    relabelled = await client.patch(
+        "/feature-flags/FF_NEW_CHECKOUT", json={"label": "Checkout v2"}, headers=admin_headers
+    )
+    assert relabelled.json()["label"] == "Checkout v2"
+    assert relabelled.json()["is_active"] is True
+
+
+async def test_patch_refuses_null_and_bad_values_and_missing_flags(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await _create(client, admin_headers)
+    for body in ({"label": None}, {"is_active": None}, {"rollout_percentage": 150}):
+        response = await client.patch(
+            "/feature-flags/FF_NEW_CHECKOUT", json=body, headers=admin_headers
+        )
+        assert response.status_code == 422, body
+    missing = await client.patch(
+        "/feature-flags/FF_NOPE", json={"is_active": True}, headers=admin_headers
+    )
+    assert missing.status_code == 404
+    assert missing.json()["detail"]["code"] == "FEATURE_FLAG_NOT_FOUND"
+
+
+async def test_patch_toggle_delete_history_need_a_superuser(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    plain = auth_headers(await kept_user(dbs))
+    calls = [
+        ("PATCH", "/feature-flags/FF_ENABLE_REGISTRATION", {"is_active": False}),
+        ("POST", "/feature-flags/FF_ENABLE_REGISTRATION/toggle", None),
+        ("DELETE", "/feature-flags/FF_ENABLE_REGISTRATION", None),
+        ("GET", "/feature-flags/FF_ENABLE_REGISTRATION/history", None),
+    ]
+    for method, path, json in calls:
+        assert (await client.request(method, path, json=json)).status_code == 401
+        forbidden = await client.request(method, path, json=json, headers=plain)
+        assert forbidden.status_code == 403, (method, path)
+    flag = (await client.get("/feature-flags/FF_ENABLE_REGISTRATION")).json()
+    assert flag["is_active"] is True
+
+
+async def test_toggle_flips_and_returns_the_flag(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    path = "/feature-flags/FF_ENABLE_REGISTRATION/toggle"
+    off = await client.post(path, headers=admin_headers)
+    assert off.status_code == 200
+    assert off.json()["codename"] == "FF_ENABLE_REGISTRATION"
+    assert off.json()["is_active"] is False
+    on = await client.post(path, headers=admin_headers)
+    assert on.json()["is_active"] is True
+    missing = await client.post("/feature-flags/FF_NOPE/toggle", headers=admin_headers)
+    assert missing.status_code == 404
+
+
+async def test_delete_keeps_the_history(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    await _create(client, admin_headers)
+    response = await client.delete("/feature-flags/FF_NEW_CHECKOUT", headers=admin_headers)
+    assert response.status_code == 204
+    assert (await client.get("/feature-flags/FF_NEW_CHECKOUT")).status_code == 404
+    again = await client.delete("/feature-flags/FF_NEW_CHECKOUT", headers=admin_headers)
+    assert again.status_code == 404
+    history = await client.get("/feature-flags/FF_NEW_CHECKOUT/history", headers=admin_headers)
+    assert [row["action"] for row in history.json()] == ["deleted", "created"]
+
+
+async def test_history_is_newest_first_with_values_and_actors(
+    client: httpx.AsyncClient, admin: User, admin_headers: dict[str, str]
+) -> None:
+    await _create(client, admin_headers)
+    await client.post("/feature-flags/FF_NEW_CHECKOUT/toggle", headers=admin_headers)
+    await client.patch(
+        "/feature-flags/FF_NEW_CHECKOUT", json={"rollout_percentage": 10}, headers=admin_headers
+    )
+    response = await client.get("/feature-flags/FF_NEW_CHECKOUT/history", headers=admin_headers)
+    assert response.status_code == 200
+    rows = response.json()
+    assert [row["action"] for row in rows] == ["updated", "updated", "created"]
+    assert {row["actor"] for row in rows} == {admin.email}
+    assert rows[0]["old_values"]["rollout_percentage"] == 100
+    assert rows[0]["new_values"]["rollout_percentage"] == 10
+    assert rows[1]["old_values"]["is_active"] is False
+    assert rows[1]["new_values"]["is_active"] is True
+    assert rows[2]["old_values"] is None
+    assert rows[2]["new_values"]["label"] == "New checkout"
+    assert rows[0]["id"] > rows[1]["id"] > rows[2]["id"]
+
+    limited = await client.get(
+        "/feature-flags/FF_NEW_CHECKOUT/history", params={"limit": 1}, headers=admin_headers
+    )
+    assert [row["id"] for row in limited.json()] == [rows[0]["id"]]
+
+
+async def test_history_of_an_unknown_flag_is_404(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    response = await client.get("/feature-flags/FF_NEVER/history", headers=admin_headers)
+    assert response.status_code == 404
+    assert response.json()["detail"]["code"] == "FEATURE_FLAG_NOT_FOUND"
+
+
+async def test_evaluate_rejects_a_bad_token(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/feature-flags/evaluate", headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert response.status_code == 401
