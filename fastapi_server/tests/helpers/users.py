@@ -7,13 +7,20 @@ from functools import lru_cache
 
 from fastapi_server.apps.users import core, passwords
 from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.resources.database.databases import Databases
 
 STRONG_PASSWORD = "Correct-Horse-42-Battery"  # passes the password policy
 
 
-@lru_cache
 def _hashed(password: str) -> str:
+    settings = get_users_settings()
+    params = (settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    return _hashed_with(password, params)
+
+
+@lru_cache
+def _hashed_with(password: str, params: tuple[int, int, int]) -> str:
     return passwords.hash_password_sync(password)  # once per password: tests stay fast
 
 

@@ -1,0 +1,60 @@
+"""Fixtures of the users tests: cheap argon2, settings overrides, a verified user."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.tests.helpers.users import make_user
+
+# Argon2 at its cheapest: the tests hash hundreds of times. Production keeps the strong
+# defaults (one test checks them). Exported, so scripts run as subprocesses inherit it.
+FAST_HASHING = {
+    "USERS_ARGON2_TIME_COST": "1",
+    "USERS_ARGON2_MEMORY_KIB": "1024",
+    "USERS_ARGON2_PARALLELISM": "1",
+}
+
+
+@pytest.fixture(scope="package", autouse=True)
+def fast_hashing() -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in FAST_HASHING}
+    os.environ.update(FAST_HASHING)
+    get_users_settings.cache_clear()
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_users_settings.cache_clear()
+
+
+UsersEnv = Callable[..., None]
+
+
+@pytest.fixture
+def users_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[UsersEnv]:
+    """``users_env(RETURN_VERIFICATION_TOKENS="1", ...)`` sets USERS_* for this test."""
+
+    def configure(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(f"USERS_{key}", value)
+        get_users_settings.cache_clear()
+
+    yield configure
+    monkeypatch.undo()
+    get_users_settings.cache_clear()
+
+
+@pytest.fixture
+async def ada(dbs: Databases) -> User:
+    """A verified, active user, committed to the test's savepoint (survives failed requests)."""
+    user = await make_user(dbs, email="ada@example.org")
+    await dbs.session.commit()  # a failing request rolls back only its own savepoint
+    return user

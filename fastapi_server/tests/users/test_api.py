@@ -1,0 +1,489 @@
+"""Every row of the HTTP contract, over HTTP, in a rolled-back transaction."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.passwords import verify_password_sync
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.tests.helpers.mail import outbox_for
+from fastapi_server.tests.helpers.users import STRONG_PASSWORD, auth_headers, make_user
+from fastapi_server.tests.users.conftest import UsersEnv
+from fastapi_server.tests.users.flows import (
+    bearer,
+    claims,
+    detail,
+    login,
+    register,
+    request_code,
+    tokens_for,
+    verify,
+)
+
+NEW_PASSWORD = "Another-Strong-Pass-7"
+
+
+# --- POST /register -------------------------------------------------------------------
+
+
+async def test_register_creates_an_unverified_user(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    response = await register(client, "grace@example.org", first_name="Grace", last_name="Hopper")
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "email", "first_name", "last_name"}
+    assert body["email"] == "grace@example.org"
+    assert (body["first_name"], body["last_name"]) == ("Grace", "Hopper")
+    user = await dbs.users.get(uuid.UUID(body["id"]))
+    assert user is not None
+    assert user.is_active
+    assert not user.is_verified
+    assert not user.is_superuser
+    assert user.hashed_password.startswith("$argon2id$")
+    assert STRONG_PASSWORD not in user.hashed_password
+
+
+async def test_register_again_while_unverified_replaces_names_and_password(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    first = await register(client, "grace@example.org", first_name="Grace")
+    again = await register(
+        client, "GRACE@example.org", password=NEW_PASSWORD, first_name="Amazing", last_name="G"
+    )
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    user = await dbs.users.get_by_email("grace@example.org")
+    assert user is not None
+    assert (user.first_name, user.last_name) == ("Amazing", "G")
+    assert verify_password_sync(NEW_PASSWORD, user.hashed_password)[0]
+    assert not verify_password_sync(STRONG_PASSWORD, user.hashed_password)[0]
+    assert await dbs.users.count() >= 1
+    assert len([u for u in await dbs.users.page(offset=0, limit=1000) if u.id == user.id]) == 1
+
+
+async def test_register_a_verified_email_in_any_case_is_refused(
+    client: httpx.AsyncClient, ada: User
+) -> None:
+    response = await register(client, "ADA@Example.org")
+    assert response.status_code == 400
+    assert detail(response)["code"] == "REGISTER_USER_ALREADY_EXISTS"
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("Ab1!xyz", "TOO_SHORT"),
+        ("Ab1!" + "x" * 125, "TOO_LONG"),
+        ("lower-case-only-1", "NO_UPPERCASE"),
+        ("UPPER-CASE-ONLY-1", "NO_LOWERCASE"),
+        ("No-Digits-Here", "NO_NUMBER"),
+        ("NoSpecialChars123", "NO_SPECIAL_CHAR"),
+        ("Password123!", "TOO_COMMON"),
+        ("P@ssw0rd", "TOO_COMMON"),
+        ("Summer2024!", "TOO_COMMON"),
+    ],
+)
+async def test_register_rejects_weak_passwords_with_a_reason(
+    client: httpx.AsyncClient, password: str, reason: str
+) -> None:
+    response = await register(client, "weak@example.org", password=password)
+    assert response.status_code == 400
+    assert detail(response)["code"] == "REGISTER_INVALID_PASSWORD"
+    assert detail(response)["reason"] == reason
+
+
+async def test_register_accepts_128_characters_and_stores_them_all(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    password = "Ab1!" + "x" * 124
+    assert (await register(client, "long@example.org", password=password)).status_code == 201
+    user = await dbs.users.get_by_email("long@example.org")
+    assert user is not None
+    assert verify_password_sync(password, user.hashed_password)[0]
+    assert not verify_password_sync(password[:72], user.hashed_password)[0]  # never truncated
+
+
+async def test_register_validates_the_body(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/register", json={"email": "not-an-email", "password": STRONG_PASSWORD}
+    )
+    assert response.status_code == 422
+
+
+# --- POST /auth/request-verification-token and /auth/verify ---------------------------
+
+
+async def test_verification_code_is_emailed_not_returned_by_default(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    await register(client, "grace@example.org", first_name="Grace")
+    response = await client.post(
+        "/auth/request-verification-token", json={"email": "grace@example.org"}
+    )
+    assert response.status_code == 200
+    assert set(response.json()) == {"verification_token"}
+    [mail] = await outbox_for(dbs, "grace@example.org")
+    assert mail.template == "registration_code"
+    assert "Grace" in mail.body_text
+    assert re.search(r"\b\d{6}\b", mail.body_text)
+
+
+async def test_verify_with_the_emailed_code_then_login(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    await register(client, "grace@example.org", first_name="Grace")
+    response = await client.post(
+        "/auth/request-verification-token", json={"email": "grace@example.org"}
+    )
+    token = response.json()["verification_token"]
+    [mail] = await outbox_for(dbs, "grace@example.org")
+    match = re.search(r"\b(\d{6})\b", mail.body_text)
+    assert match is not None
+    code = match.group(1)
+    assert code not in token
+    assert code not in str(claims(token))
+
+    assert (await login(client, "grace@example.org")).status_code == 400  # not verified yet
+    verified = await verify(client, token, code)
+    assert verified.status_code == 200
+    assert verified.json() == {"verified": True}
+    user = await dbs.users.get_by_email("grace@example.org")
+    assert user is not None
+    assert user.is_verified
+    assert user.verified_on is not None
+    templates = [m.template for m in await outbox_for(dbs, "grace@example.org")]
+    assert templates == ["registration_code", "welcome"]
+    assert (await login(client, "grace@example.org")).status_code == 200
+
+
+async def test_dev_switch_returns_the_code_too(
+    client: httpx.AsyncClient, dbs: Databases, users_env: UsersEnv
+) -> None:
+    users_env(RETURN_VERIFICATION_TOKENS="1")
+    await register(client, "grace@example.org")
+    token, code = await request_code(client, "grace@example.org")
+    assert re.fullmatch(r"\d{6}", code)
+    [mail] = await outbox_for(dbs, "grace@example.org")
+    assert code in mail.body_text
+    assert (await verify(client, token, code)).status_code == 200
+
+
+async def test_verify_with_a_wrong_code_is_400(
+    client: httpx.AsyncClient, users_env: UsersEnv
+) -> None:
+    users_env(RETURN_VERIFICATION_TOKENS="1")
+    await register(client, "grace@example.org")
+    token, code = await request_code(client, "grace@example.org")
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    response = await verify(client, token, wrong)
+    assert response.status_code == 400
+    assert detail(response)["code"] == "VERIFY_USER_BAD_TOKEN"
+    assert detail(response)["reason"] == "WRONG_CODE"
+    garbage = await verify(client, "not-a-token", code)
+    assert garbage.status_code == 400
+    assert detail(garbage)["code"] == "VERIFY_USER_BAD_TOKEN"
+
+
+# --- POST /login and /users/login -----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login", "/users/login"])
+async def test_login_answers_the_token_pair(
+    client: httpx.AsyncClient, ada: User, dbs: Databases, path: str
+) -> None:
+    response = await login(client, "Ada@Example.org", path=path)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {
+        "access_token",
+        "refresh_token",
+        "token_type",
+        "access_token_expiration",
+        "refresh_token_expiration",
+    }
+    assert body["token_type"] == "bearer"
+    assert body["access_token_expiration"] == 900
+    assert body["refresh_token_expiration"] == 14 * 24 * 3600
+    payload = claims(body["access_token"])
+    assert payload["user_id"] == str(ada.id)
+    assert payload["email"] == "ada@example.org"
+    assert payload["first_name"] == "Ada"
+    assert payload["exp"] - payload["iat"] == 900
+    user = await dbs.users.get(ada.id)
+    assert user is not None
+    assert user.last_login is not None
+
+
+async def test_login_with_a_wrong_password_is_bad_credentials(
+    client: httpx.AsyncClient, ada: User
+) -> None:
+    response = await login(client, "ada@example.org", "Wrong-Password-1")
+    assert response.status_code == 400
+    assert detail(response)["code"] == "LOGIN_BAD_CREDENTIALS"
+
+
+async def test_login_of_an_unverified_user_says_so(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    await make_user(dbs, email="new@example.org", verified=False)
+    await dbs.session.commit()
+    response = await login(client, "new@example.org")
+    assert response.status_code == 400
+    assert detail(response)["code"] == "LOGIN_USER_NOT_VERIFIED"
+    wrong = await login(client, "new@example.org", "Wrong-Password-1")
+    assert detail(wrong)["code"] == "LOGIN_BAD_CREDENTIALS"  # only the right password tells
+
+
+async def test_login_of_an_inactive_user_is_bad_credentials(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    await make_user(dbs, email="gone@example.org", active=False)
+    await dbs.session.commit()
+    response = await login(client, "gone@example.org")
+    assert response.status_code == 400
+    assert detail(response)["code"] == "LOGIN_BAD_CREDENTIALS"
+
+
+# --- POST /auth/refresh-tokens and /auth/logout ---------------------------------------
+
+
+async def test_refresh_rotates_the_pair(client: httpx.AsyncClient, ada: User) -> None:
+    first = await tokens_for(client, "ada@example.org")
+    response = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
+    assert response.status_code == 200
+    second = response.json()
+    assert set(second) == set(first)
+    assert second["token_type"] == "bearer"
+    assert second["refresh_token"] != first["refresh_token"]
+    me = await client.get("/users/user", headers=bearer(second["access_token"]))
+    assert me.json()["id"] == str(ada.id)
+    again = await client.post("/auth/refresh-tokens", json={"token": second["refresh_token"]})
+    assert again.status_code == 200
+
+
+async def test_reusing_a_refresh_token_revokes_its_family(
+    client: httpx.AsyncClient, ada: User
+) -> None:
+    first = await tokens_for(client, "ada@example.org")
+    other_login = await tokens_for(client, "ada@example.org")
+    rotated = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
+    reuse = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
+    assert reuse.status_code == 401
+    assert detail(reuse)["code"] == "REFRESH_TOKEN_INVALID"
+    stolen_family = await client.post(
+        "/auth/refresh-tokens", json={"token": rotated.json()["refresh_token"]}
+    )
+    assert stolen_family.status_code == 401
+    # Another login (another family) is untouched.
+    other = await client.post("/auth/refresh-tokens", json={"token": other_login["refresh_token"]})
+    assert other.status_code == 200
+
+
+async def test_refresh_refuses_other_kinds_of_token(client: httpx.AsyncClient, ada: User) -> None:
+    pair = await tokens_for(client, "ada@example.org")
+    response = await client.post("/auth/refresh-tokens", json={"token": pair["access_token"]})
+    assert response.status_code == 401
+    assert detail(response)["code"] == "REFRESH_TOKEN_INVALID"
+
+
+async def test_logout_ends_the_session(client: httpx.AsyncClient, ada: User) -> None:
+    pair = await tokens_for(client, "ada@example.org")
+    other_device = await tokens_for(client, "ada@example.org")
+    response = await client.post("/auth/logout", headers=bearer(pair["access_token"]))
+    assert response.status_code == 200
+    assert response.json() == {"logged_out": True}
+    for refresh_token in (pair["refresh_token"], other_device["refresh_token"]):
+        refused = await client.post("/auth/refresh-tokens", json={"token": refresh_token})
+        assert refused.status_code == 401
+    assert (
+        await client.get("/users/user", headers=bearer(pair["access_token"]))
+    ).status_code == 401
+    assert (await client.post("/auth/logout")).status_code == 401
+    assert (await login(client, "ada@example.org")).status_code == 200  # may log in again
+
+
+# --- POST /auth/forgot-password and /auth/reset-password ------------------------------
+
+
+async def test_forgot_password_emails_a_reset_link(
+    client: httpx.AsyncClient, ada: User, dbs: Databases
+) -> None:
+    response = await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
+    assert response.status_code == 200
+    assert response.json() == {"token_sent": True}
+    [mail] = await outbox_for(dbs, "ada@example.org")
+    assert mail.template == "reset_password"
+    assert "http://localhost:3000/reset-password?token=" in mail.body_text
+
+
+async def test_forgot_password_answers_the_same_for_unknown_emails(
+    client: httpx.AsyncClient, ada: User, dbs: Databases, users_env: UsersEnv
+) -> None:
+    known = await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
+    unknown = await client.post("/auth/forgot-password", json={"email": "nobody@example.org"})
+    assert (unknown.status_code, unknown.json()) == (known.status_code, known.json())
+    assert await outbox_for(dbs, "nobody@example.org") == []
+
+    users_env(RETURN_FORGOT_PASSWORD_TOKEN="1")
+    known = await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
+    unknown = await client.post("/auth/forgot-password", json={"email": "nobody@example.org"})
+    assert set(known.json()) == set(unknown.json()) == {"token_sent", "forgot_password_token"}
+
+
+async def test_reset_password_with_the_emailed_token(
+    client: httpx.AsyncClient, ada: User, dbs: Databases, users_env: UsersEnv
+) -> None:
+    users_env(RETURN_FORGOT_PASSWORD_TOKEN="1")
+    old = await tokens_for(client, "ada@example.org")
+    forgot = await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
+    token = forgot.json()["forgot_password_token"]
+    [mail] = await outbox_for(dbs, "ada@example.org")
+    assert f"token={token}" in mail.body_text
+
+    body = {"email": "ada@example.org", "token": token, "password": NEW_PASSWORD}
+    response = await client.post("/auth/reset-password", json=body)
+    assert response.status_code == 200
+    assert response.json() == {"password_reset": True}
+
+    assert (await login(client, "ada@example.org")).status_code == 400
+    assert (await login(client, "ada@example.org", NEW_PASSWORD)).status_code == 200
+    # Every token issued before the reset is dead.
+    assert (await client.get("/users/user", headers=bearer(old["access_token"]))).status_code == 401
+    refresh = await client.post("/auth/refresh-tokens", json={"token": old["refresh_token"]})
+    assert refresh.status_code == 401
+    # The reset token worked once.
+    body["password"] = "Yet-Another-Pass-99"
+    again = await client.post("/auth/reset-password", json=body)
+    assert detail(again)["code"] == "RESET_PASSWORD_BAD_TOKEN"
+    templates = [m.template for m in await outbox_for(dbs, "ada@example.org")]
+    assert templates == ["reset_password", "password_changed"]
+
+
+async def test_reset_password_checks_the_policy(
+    client: httpx.AsyncClient, ada: User, users_env: UsersEnv
+) -> None:
+    users_env(RETURN_FORGOT_PASSWORD_TOKEN="1")
+    forgot = await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
+    body = {
+        "email": "ada@example.org",
+        "token": forgot.json()["forgot_password_token"],
+        "password": "short",
+    }
+    response = await client.post("/auth/reset-password", json=body)
+    assert response.status_code == 400
+    assert detail(response)["code"] == "RESET_PASSWORD_INVALID_PASSWORD"
+    assert detail(response)["reason"] == "TOO_SHORT"
+
+
+async def test_reset_token_is_bound_to_its_user(
+    client: httpx.AsyncClient, ada: User, dbs: Databases, users_env: UsersEnv
+) -> None:
+    await make_user(dbs, email="mallory@example.org")
+    await dbs.session.commit()
+    users_env(RETURN_FORGOT_PASSWORD_TOKEN="1")
+    forgot = await client.post("/auth/forgot-password", json={"email": "mallory@example.org"})
+    body = {
+        "email": "ada@example.org",
+        "token": forgot.json()["forgot_password_token"],
+        "password": NEW_PASSWORD,
+    }
+    response = await client.post("/auth/reset-password", json=body)
+    assert response.status_code == 400
+    assert detail(response)["code"] == "RESET_PASSWORD_BAD_TOKEN"
+    assert (await login(client, "ada@example.org")).status_code == 200
+
+
+# --- /users/user, /users, /_authenticated ---------------------------------------------
+
+
+async def test_read_and_update_myself(client: httpx.AsyncClient, ada: User) -> None:
+    headers = auth_headers(ada)
+    me = await client.get("/users/user", headers=headers)
+    assert me.status_code == 200
+    assert me.json() == {
+        "id": str(ada.id),
+        "email": "ada@example.org",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+    }
+    changed = await client.patch("/users/user", headers=headers, json={"first_name": " Augusta "})
+    assert changed.status_code == 200
+    assert changed.json()["first_name"] == "Augusta"
+    assert changed.json()["last_name"] == "Lovelace"
+    assert (await client.get("/users/user", headers=headers)).json()["first_name"] == "Augusta"
+    empty = await client.patch("/users/user", headers=headers, json={"last_name": ""})
+    assert empty.status_code == 422
+
+
+async def test_a_user_changes_only_itself(
+    client: httpx.AsyncClient, ada: User, dbs: Databases
+) -> None:
+    other = await make_user(dbs, email="bob@example.org", first_name="Bob")
+    await dbs.session.commit()
+    response = await client.patch(
+        "/users/user", headers=auth_headers(ada), json={"first_name": "Hacked", "id": str(other.id)}
+    )
+    assert response.json()["id"] == str(ada.id)
+    bob = await dbs.users.get(other.id)
+    assert bob is not None
+    assert bob.first_name == "Bob"
+
+
+async def test_users_me_needs_a_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/users/user")).status_code == 401
+    response = await client.patch("/users/user", json={"first_name": "X"})
+    assert response.status_code == 401
+    assert detail(response)["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_list_users_is_for_superusers_and_paginated(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    admin = await make_user(dbs, email="admin@example.org", superuser=True)
+    plain = await make_user(dbs, email="plain@example.org")
+    for number in range(3):
+        await make_user(dbs, email=f"user{number}@example.org")
+    await dbs.session.commit()
+    total = await dbs.users.count()
+    admin_headers, plain_headers = auth_headers(admin), auth_headers(plain)
+
+    first = await client.get("/users", headers=admin_headers, params={"page_size": 2})
+    assert first.status_code == 200
+    assert first.json()["total"] == total
+    assert len(first.json()["data"]) == 2
+    assert set(first.json()["data"][0]) == {"id", "email", "first_name", "last_name"}
+    pages = [first.json()["data"]]
+    for page in range(2, (total + 1) // 2 + 1):
+        params = {"page": page, "page_size": 2}
+        pages.append(
+            (await client.get("/users", headers=admin_headers, params=params)).json()["data"]
+        )
+    emails = [user["email"] for data in pages for user in data]
+    assert len(emails) == len(set(emails)) == total
+
+    forbidden = await client.get("/users", headers=plain_headers)
+    assert forbidden.status_code == 403
+    assert detail(forbidden)["code"] == "NOT_SUPERUSER"
+    assert (await client.get("/users")).status_code == 401
+    bad_page = await client.get("/users", headers=admin_headers, params={"page": 0})
+    assert bad_page.status_code == 422
+
+
+async def test_authenticated_greets_the_caller(client: httpx.AsyncClient, ada: User) -> None:
+    response = await client.get("/_authenticated", headers=auth_headers(ada))
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello Ada!"}
+    assert (await client.get("/_authenticated")).status_code == 401
+
+
+async def test_login_form_drives_the_docs_authorize_button(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    schemes = schema["components"]["securitySchemes"]
+    [oauth2] = [scheme for scheme in schemes.values() if scheme["type"] == "oauth2"]
+    assert oauth2["flows"]["password"]["tokenUrl"] == "login"
