@@ -63,6 +63,8 @@ def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
     try:
         scheme = context.identify(hashed)
     except ValueError:
+        scheme = None
+    if scheme is None:  # not a hash we know (e.g. a value typed into the column by hand)
         return False, None
     if scheme != "bcrypt":
         matches, new_hash = context.verify_and_update(password, hashed)

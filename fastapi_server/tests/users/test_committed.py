@@ -1,0 +1,149 @@
+"""Behaviour that needs real commits: concurrent requests, the registration flag."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fastapi_server.apps.feature_flags import core as flags
+from fastapi_server.apps.feature_flags.schemas import FeatureFlagUpdate
+from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.resources.database.postgres import Database
+from fastapi_server.tests.helpers.users import make_user
+from fastapi_server.tests.users.conftest import UsersEnv
+from fastapi_server.tests.users.flows import detail, register, tokens_for
+
+FLAG = "FF_ENABLE_REGISTRATION"
+ACTOR = "test:users"
+
+
+async def test_concurrent_registrations_of_one_email_leave_one_row(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    emails = ["race@example.org", "RACE@example.org", "Race@Example.org", "race@EXAMPLE.org"] * 2
+    responses = await asyncio.gather(*(register(committed_client, email) for email in emails))
+    assert [response.status_code for response in responses] == [201] * len(emails)
+    assert len({response.json()["id"] for response in responses}) == 1
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM users WHERE lower(email) = 'race@example.org'")
+        )
+    assert count == 1
+
+
+async def test_the_database_itself_refuses_a_second_email_differing_in_case(
+    engine: AsyncEngine, clean_database: str
+) -> None:
+    async with engine.begin() as conn:
+        insert = text(
+            "INSERT INTO users (email, first_name, last_name, hashed_password) "
+            "VALUES (:email, 'A', 'B', 'x')"
+        )
+        await conn.execute(insert, {"email": "psql@example.org"})
+        with pytest.raises(Exception, match="uq_users_email_lower"):
+            await conn.execute(insert, {"email": "PSQL@example.org"})
+
+
+async def test_concurrent_refreshes_of_one_token_rotate_it_once(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with Database(engine).transaction() as session:
+        await make_user(Databases(session), email="twice@example.org")
+    pair = await tokens_for(committed_client, "twice@example.org")
+    body = {"token": pair["refresh_token"]}
+    responses = await asyncio.gather(
+        *(committed_client.post("/auth/refresh-tokens", json=body) for _ in range(2))
+    )
+    assert sorted(response.status_code for response in responses) == [200, 401]
+
+
+# --- registration behind FF_ENABLE_REGISTRATION ----------------------------------------
+
+
+async def _in_transaction(
+    engine: AsyncEngine, change: Callable[[Databases], Awaitable[None]]
+) -> None:
+    async with Database(engine).transaction() as session:
+        await change(Databases(session))
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """Poll ``check()`` (the flags cache follows commits through NOTIFY)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the flags cache did not follow the change")
+        await asyncio.sleep(0.02)
+
+
+async def _flag_state() -> str:
+    on_if_missing = await flags.is_enabled(FLAG, default_if_missing=True)
+    off_if_missing = await flags.is_enabled(FLAG, default_if_missing=False)
+    if on_if_missing != off_if_missing:
+        return "absent"
+    return "on" if on_if_missing else "off"
+
+
+@pytest.fixture
+async def registration_flag(
+    engine: AsyncEngine, clean_database: str, app: object
+) -> AsyncIterator[None]:
+    """Lets a test change the flag for real; puts the seeded flag back (and waits) after."""
+    yield
+    async with Database(engine).transaction() as session:
+        dbs = Databases(session)
+        if await dbs.feature_flags.get(FLAG) is None:
+            await flags.seed_default_flags(dbs)
+        else:
+            await flags.update_flag(dbs, FLAG, FeatureFlagUpdate(is_active=True), actor=ACTOR)
+
+    async def back_on() -> bool:
+        return await _flag_state() == "on"
+
+    await _until(back_on)
+
+
+@pytest.mark.usefixtures("registration_flag")
+async def test_registration_answers_404_while_the_flag_is_off(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    assert (await register(committed_client, "before@example.org")).status_code == 201
+
+    async def switch_off(dbs: Databases) -> None:
+        await flags.update_flag(dbs, FLAG, FeatureFlagUpdate(is_active=False), actor=ACTOR)
+
+    async def is_off() -> bool:
+        return await _flag_state() == "off"
+
+    await _in_transaction(engine, switch_off)
+    await _until(is_off)
+    response = await register(committed_client, "during@example.org")
+    assert response.status_code == 404
+    assert detail(response)["code"] == "FEATURE_DISABLED"
+
+
+@pytest.mark.usefixtures("registration_flag")
+async def test_registration_without_the_flag_follows_the_setting(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine, users_env: UsersEnv
+) -> None:
+    async def delete(dbs: Databases) -> None:
+        await flags.delete_flag(dbs, FLAG, actor=ACTOR)
+
+    async def is_absent() -> bool:
+        return await _flag_state() == "absent"
+
+    await _in_transaction(engine, delete)
+    await _until(is_absent)
+    assert get_users_settings().registration_default is True
+    assert (await register(committed_client, "open@example.org")).status_code == 201
+
+    users_env(REGISTRATION_DEFAULT="false")
+    response = await register(committed_client, "closed@example.org")
+    assert response.status_code == 404
+    assert detail(response)["code"] == "FEATURE_DISABLED"

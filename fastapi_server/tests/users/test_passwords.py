@@ -1,0 +1,126 @@
+"""Password hashing and policy: argon2id, legacy bcrypt, long passwords, off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import bcrypt
+import httpx
+import pytest
+
+from fastapi_server.apps.users import passwords
+from fastapi_server.apps.users.settings import UsersSettings
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.tests.helpers.users import make_user
+from fastapi_server.tests.users.conftest import UsersEnv
+from fastapi_server.tests.users.flows import login
+
+
+def _legacy_bcrypt(password: str) -> str:
+    """A hash as the old system made it (bcrypt looked at the first 72 bytes only)."""
+    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
+
+
+async def test_a_legacy_bcrypt_hash_verifies_and_is_rehashed_to_argon2_at_login(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    password = "Legacy-Pass-2019"
+    user = await make_user(dbs, email="old@example.org")
+    await dbs.users.save(user, hashed_password=_legacy_bcrypt(password))
+    await dbs.session.commit()
+    assert (await login(client, "old@example.org", "Wrong-Pass-2019")).status_code == 400
+    assert (await login(client, "old@example.org", password)).status_code == 200
+    user_after = await dbs.users.get_by_email("old@example.org")
+    assert user_after is not None
+    assert user_after.hashed_password.startswith("$argon2id$")
+    assert (await login(client, "old@example.org", password)).status_code == 200
+
+
+async def test_passwords_longer_than_72_bytes_never_crash_on_bcrypt_hashes(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    long_password = "Ünïcödé-Pässwörd-" * 6  # ~150 bytes of UTF-8, cut mid-character at 72
+    user = await make_user(dbs, email="long@example.org")
+    await dbs.users.save(user, hashed_password=_legacy_bcrypt(long_password))
+    await dbs.session.commit()
+    assert (await login(client, "long@example.org", "x" * 500)).status_code == 400
+    assert (await login(client, "long@example.org", long_password)).status_code == 200
+    # Rehashed from the whole password, not its first 72 bytes.
+    rehashed = await dbs.users.get_by_email("long@example.org")
+    assert rehashed is not None
+    assert passwords.verify_password_sync(long_password, rehashed.hashed_password)[0]
+    assert not passwords.verify_password_sync(
+        long_password.encode()[:72].decode(errors="ignore"), rehashed.hashed_password
+    )[0]
+
+
+async def test_garbage_in_the_hash_column_is_a_failed_login(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    user = await make_user(dbs, email="broken@example.org")
+    await dbs.users.save(user, hashed_password="not-a-hash")
+    await dbs.session.commit()
+    response = await login(client, "broken@example.org")
+    assert response.status_code == 400
+
+
+def test_production_defaults_are_argon2id_with_strong_parameters() -> None:
+    fields = UsersSettings.model_fields  # the defaults; the tests themselves run cheaper
+    defaults = {name: fields[f"argon2_{name}"].default for name in ("time_cost", "memory_kib")}
+    assert defaults == {"time_cost": 3, "memory_kib": 65536}
+    assert fields["argon2_parallelism"].default == 4
+    strong = UsersSettings(
+        _env_file=None, argon2_time_cost=3, argon2_memory_kib=65536, argon2_parallelism=4
+    )
+    hashed = passwords.crypt_context(strong).hash("Correct-Horse-42")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+async def test_hashing_does_not_block_the_event_loop(users_env: UsersEnv) -> None:
+    users_env(ARGON2_TIME_COST="3", ARGON2_MEMORY_KIB="65536", ARGON2_PARALLELISM="4")
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    hashed = await asyncio.gather(*(passwords.hash_password("Correct-Horse-42") for _ in range(2)))
+    done.set()
+    await task
+    assert all(h.startswith("$argon2id$v=19$m=65536") for h in hashed)
+    assert ticks >= 10  # the loop kept running while two strong hashes were computed
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("", "TOO_SHORT"),
+        ("Aa1!aaa", "TOO_SHORT"),
+        ("Aa1!" + "a" * 125, "TOO_LONG"),
+        ("aaaa1!aa", "NO_UPPERCASE"),
+        ("AAAA1!AA", "NO_LOWERCASE"),
+        ("Aaaaa!aa", "NO_NUMBER"),
+        ("Aaaaa1aa", "NO_SPECIAL_CHAR"),
+        ("PASSWORD1!".capitalize(), "TOO_COMMON"),
+        ("Qwerty123!", "TOO_COMMON"),
+        ("1qaz@WSX", "TOO_COMMON"),
+        ("Welcome2025!", "TOO_COMMON"),
+        ("Aa1!aaaa", None),
+        ("Aa1!" + "a" * 124, None),
+        ("Zürich Straße 9", None),  # a space counts as a special character
+    ],
+)
+def test_password_policy(password: str, reason: str | None) -> None:
+    assert passwords.password_problem(password) == reason
+
+
+def test_the_shipped_common_list_is_loaded() -> None:
+    common = passwords.common_passwords(UsersSettings(_env_file=None).common_passwords_file)
+    assert len(common) > 10_000
+    assert {"password1!", "p@ssw0rd", "letmein123!"} <= common
+    assert all(entry == entry.lower() for entry in common)
