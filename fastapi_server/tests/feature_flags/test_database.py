@@ -144,3 +144,31 @@ async def test_changes_notify_the_codename_on_commit(
         assert await asyncio.wait_for(notices.get(), 2) == ""  # empty: reload everything
     finally:
         await writer.close()
+
+
+async def test_the_documented_psql_statements_work_and_set_local_names_the_actor(
+    psql: asyncpg.Connection[Any],
+) -> None:
+    await psql.execute(
+        "INSERT INTO feature_flags (codename, label) VALUES ('FF_NEW_CHECKOUT', 'N')"
+    )
+    await psql.execute(
+        "BEGIN; SET LOCAL app.actor = 'alice@example.org'; "
+        "UPDATE feature_flags SET is_active = NOT is_active WHERE codename = 'FF_NEW_CHECKOUT'; "
+        "COMMIT;"
+    )
+    await psql.execute(
+        "UPDATE feature_flags SET rollout_percentage = 10 WHERE codename = 'FF_NEW_CHECKOUT'"
+    )
+    await psql.execute(
+        "UPDATE feature_flags SET user_ids = array_append(user_ids, "
+        "'3f8e2c1a-5b7d-4e9f-a2c4-6d8b0e1f3a57') WHERE codename = 'FF_NEW_CHECKOUT'"
+    )
+    row = await psql.fetchrow("SELECT * FROM feature_flags WHERE codename = 'FF_NEW_CHECKOUT'")
+    assert row is not None
+    assert row["is_active"] is True
+    assert row["rollout_percentage"] == 10
+    assert [str(user_id) for user_id in row["user_ids"]] == ["3f8e2c1a-5b7d-4e9f-a2c4-6d8b0e1f3a57"]
+    await psql.execute("DELETE FROM feature_flags WHERE codename = 'FF_NEW_CHECKOUT'")
+    actors = [row["actor"] for row in await _history(psql, "FF_NEW_CHECKOUT")]
+    assert actors == ["postgres", "alice@example.org", "postgres", "postgres", "postgres"]

@@ -54,6 +54,32 @@ async def _on(codename: str, user: Any = None) -> bool:
     return await core.is_enabled(codename, user)
 
 
+async def _off(codename: str) -> bool:
+    return not await _on(codename)
+
+
+async def _absent(codename: str) -> bool:
+    return codename not in flag_cache.rules
+
+
+async def _present(codename: str) -> bool:
+    return codename in flag_cache.rules
+
+
+def _not_listening(listener: FlagListener) -> Any:
+    async def check() -> bool:
+        return not listener.listening
+
+    return check
+
+
+def _listening(listener: FlagListener) -> Any:
+    async def check() -> bool:
+        return listener.listening
+
+    return check
+
+
 @pytest.fixture
 def fast_refresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Poll every 0.2 s while the LISTEN connection is down (for apps started after this)."""
@@ -83,14 +109,6 @@ async def test_raw_sql_changes_reach_the_running_api_within_a_second(
     await _sql(clean_database, "DELETE FROM feature_flags WHERE codename = 'FF_NEW'")
     await eventually(lambda: _absent("FF_NEW"), within=1.0)
     assert await core.is_enabled("FF_NEW", default_if_missing=True) is True  # its default now
-
-
-async def _off(codename: str) -> bool:
-    return not await _on(codename)
-
-
-async def _absent(codename: str) -> bool:
-    return codename not in flag_cache.rules
 
 
 async def test_evaluate_answers_for_the_caller(
@@ -126,10 +144,6 @@ async def test_evaluate_answers_for_the_caller(
     }
 
 
-async def _present(codename: str) -> bool:
-    return codename in flag_cache.rules
-
-
 async def test_reconnects_when_the_listening_connection_is_killed(
     app: Any, clean_database: str
 ) -> None:
@@ -153,6 +167,23 @@ async def test_reconnects_when_the_listening_connection_is_killed(
         f"UPDATE feature_flags SET is_active = true WHERE codename = '{REGISTRATION}'",
     )
     await eventually(lambda: _on(REGISTRATION), within=1.0)
+
+
+async def test_a_bare_notify_reloads_every_flag(app: Any, clean_database: str) -> None:
+    connection = await asyncpg.connect(to_asyncpg_dsn(clean_database))
+    try:
+        async with connection.transaction():  # like a restore with triggers disabled
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(
+                "INSERT INTO feature_flags (codename, is_active, created_by, updated_by) "
+                "VALUES ('FF_SILENT', true, 'restore', 'restore')"
+            )
+        await asyncio.sleep(0.3)
+        assert not await _present("FF_SILENT"), "no trigger ran, so no notice was sent"
+        await connection.execute("NOTIFY feature_flags_changed")  # the documented remedy
+        await eventually(lambda: _on("FF_SILENT"), within=1.0)
+    finally:
+        await connection.close()
 
 
 def _through(url: str, port: int) -> str:
@@ -196,20 +227,6 @@ async def test_database_down_serves_the_last_values_then_catches_up(
                 await eventually(_listening(listener), within=2.0)
     finally:
         await proxy.stop()
-
-
-def _not_listening(listener: FlagListener) -> Any:
-    async def check() -> bool:
-        return not listener.listening
-
-    return check
-
-
-def _listening(listener: FlagListener) -> Any:
-    async def check() -> bool:
-        return listener.listening
-
-    return check
 
 
 async def test_never_loaded_fails_closed() -> None:
