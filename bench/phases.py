@@ -20,10 +20,9 @@ from bench import stack
 from bench.baseline import TOKEN_AUDIENCE
 from bench.probes import ProbeResult, probe_latency, run_micro
 from bench.report import NA, Endpoint, Target, endpoint_targets
-from bench.wrk import THREADS, Load, LoginLoad, Request, RunningWrk, WrkResult, run_wrk
+from bench.wrk import CONNECTIONS, THREADS, Load, LoginLoad, Request, RunningWrk, WrkResult, run_wrk
 
 BASE_USERS = 1_000  # users in the database for the main table (and the "1k" side)
-STATUS_LOGIN_CONNECTIONS = 16
 MAX_RSS_MB = 200.0
 MAX_RSS_GROWTH = 0.10
 MAX_MICRO_US = 5.0
@@ -48,12 +47,18 @@ class Plan:
     memory_cap_s: int
     # Logins hash a password (slow on purpose): much shorter intervals complete none.
     login_min_s: int
+    # wrk connections for logins (32 like the rest) and for the storm under /_status (16);
+    # the quick run uses fewer, so that the logins queued at the end drain sooner.
+    login_connections: int
+    storm_connections: int
 
     def estimate_s(self) -> int:
-        """A rough upper bound of the run's length, for the opening line."""
-        per_round = 8 * (self.warmup_s + self.duration_s)
-        scale = 2 * self.rounds * (self.warmup_s + self.duration_s) + 60 if self.users else 0
-        return 30 + per_round * self.rounds + 3 * self.status_s + 90 + scale
+        """A rough length of the run (start-up, rounds, probes, memory steps), for the log."""
+        interval = self.warmup_s + self.duration_s
+        rounds = self.rounds * (8 * interval + 10)
+        memory = self.memory_steps[-1] / 500  # the GET mix runs at some hundreds req/s
+        scale = (self.users or 0) / 30_000 + self.rounds * (2 * interval + 5) if self.users else 0
+        return int(40 + rounds + 3 * self.status_s + 10 + memory + scale)
 
 
 _STARTED = time.monotonic()
@@ -160,6 +165,13 @@ class Benchmark:
             self.pids += server.all_pids()
         say(f"api {self.api.url}, baseline {self.baseline.url}, {self.plan.workers} workers each")
 
+    def stop_servers(self) -> None:
+        """Stop both servers at once (the exit stack would stop them one after the other)."""
+        for server in (self.api, self.baseline):
+            server.terminate()
+        for server in (self.api, self.baseline):
+            server.stop()
+
     def login(self) -> str | None:
         """An access token for the benchmark user, from ``POST /login`` over HTTP."""
         if self.user_id is None:
@@ -259,11 +271,13 @@ class Benchmark:
             for endpoint in measured:
                 url = self._server_url(endpoint)
                 duration = self.plan.duration_s
+                connections = CONNECTIONS
                 if endpoint.load.logins is not None:
                     duration = max(duration, self.plan.login_min_s)
+                    connections = self.plan.login_connections
                 if self.plan.warmup_s:
-                    run_wrk(url, endpoint.load, self.plan.warmup_s)
-                result = run_wrk(url, endpoint.load, duration)
+                    run_wrk(url, endpoint.load, self.plan.warmup_s, connections=connections)
+                result = run_wrk(url, endpoint.load, duration, connections=connections)
                 self.wait_idle()
                 endpoint.rounds.append(result)
                 say(
@@ -283,7 +297,7 @@ class Benchmark:
         say(f"/_status idle: p50 {idle.p50_ms:.2f} ms, p99 {idle.p99_ms:.2f} ms")
 
     def status_under_login(self) -> None:
-        """``/_status`` p99 while 16 connections hammer the login, against the idle one."""
+        """``/_status`` p99 while logins hammer the API (16 connections), against idle."""
         seconds = self.plan.status_s
         idle = self.idle_status or probe_latency(self.api.port, "/_status", seconds)
         login = self.endpoints["login"]
@@ -291,7 +305,7 @@ class Benchmark:
         storm: WrkResult | None = None
         if not login.unavailable:
             hammer = RunningWrk(
-                self.api.url, login.load, seconds + 2, connections=STATUS_LOGIN_CONNECTIONS
+                self.api.url, login.load, seconds + 2, connections=self.plan.storm_connections
             )
             try:
                 time.sleep(1)  # let the storm build up
@@ -314,7 +328,7 @@ class Benchmark:
             met = slowdown <= MAX_STATUS_SLOWDOWN
         self.targets.append(
             Target(
-                f"/_status p99 while {STATUS_LOGIN_CONNECTIONS} connections hammer POST /login",
+                f"/_status p99 while {self.plan.storm_connections} connections hammer POST /login",
                 figure,
                 f"<= {MAX_STATUS_SLOWDOWN:.0f}x idle",
                 met,

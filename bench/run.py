@@ -90,8 +90,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
         micro_calls=20_000 if quick else 200_000,
         micro_repeats=3 if quick else 5,
         status_s=duration,
-        memory_cap_s=20 if quick else 300,
+        memory_cap_s=20 if quick else 240,
         login_min_s=2 if quick else 4,
+        login_connections=4 if quick else 32,
+        storm_connections=4 if quick else 16,
     )
     if plan.users is not None and plan.users <= BASE_USERS:
         raise SystemExit(f"error: --users must be more than {BASE_USERS:,}")
@@ -113,7 +115,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
     log_dir = json_path.with_name(json_path.stem + "-logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     say(f"benchmark: {plan.rounds} round(s) of {plan.warmup_s}s warm-up + {plan.duration_s}s "
-        f"per endpoint, {plan.workers} workers; about {plan.estimate_s() // 60 + 1} min; "
+        f"per endpoint, {plan.workers} workers; roughly {plan.estimate_s() // 60 + 1} min; "
         f"logs in {log_dir}")  # fmt: skip
     started = datetime.now(UTC)
     database = "DATABASE_URL's server" if os.environ.get("DATABASE_URL") else "embedded"
@@ -132,6 +134,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         bench.status_under_login()
         bench.memory()
         bench.users_scale()
+        bench.stop_servers()
     targets = bench.all_targets()
     return {
         "meta": {

@@ -242,6 +242,8 @@ class Server:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log",
         ]  # fmt: skip
+        self._others: list[int] = []  # the workers, once asked to stop
+        self._terminated = False
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command,
@@ -305,18 +307,28 @@ class Server:
                 total += times.user + times.system
         return total
 
+    def terminate(self) -> None:
+        """Ask uvicorn to stop (SIGTERM: a graceful stop); ``stop()`` waits for it.
+
+        Only once: a second SIGTERM makes uvicorn skip its graceful shutdown.
+        """
+        if self.process.poll() is None and not self._terminated:
+            self._terminated = True
+            self._others = [pid for pid in self.all_pids() if pid != self.process.pid]
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM (uvicorn's graceful stop), then SIGKILL to whatever is left of it."""
         if self.process.poll() is None:
-            others = [pid for pid in self.all_pids() if pid != self.process.pid]
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-            _wait_gone(others, timeout=5)
+        _wait_gone(self._others, timeout=5)
+        self._others = []
 
 
 def _wait_gone(pids: list[int], timeout: float) -> None:
