@@ -1,0 +1,37 @@
+"""Re-activate a user account and clear its failed logins and lockout.
+
+Usage (from the repository root):
+    .venv/bin/python scripts/activate_user.py EMAIL
+
+Uses DATABASE_URL when set, else the local embedded server. Prints one line saying
+what changed; an unknown email prints `error: ...` and exits 1 with nothing changed.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fastapi_server.apps.users import core
+from init.script import ScriptContext, run_script  # E402 is allowed in scripts/
+
+parser = argparse.ArgumentParser(
+    description="Re-activate a user account and clear its failed logins and lockout."
+)
+parser.add_argument("email", help="the account's email (case does not matter)")
+
+
+async def action(ctx: ScriptContext) -> str:
+    before = await ctx.dbs.users.get_by_email(ctx.args.email)
+    was = (
+        ""
+        if before is None
+        else f" (was {'active' if before.is_active else 'inactive'}, "
+        f"{before.login_failed_count} failed logins)"
+    )
+    user = await core.activate_user(ctx.dbs, ctx.args.email)
+    return f"activated {user.email}: active, failed logins cleared, lockout lifted{was}"
+
+
+if __name__ == "__main__":
+    run_script(parser, action)
