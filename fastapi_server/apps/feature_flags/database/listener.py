@@ -113,11 +113,14 @@ class FlagListener:
             try:
                 await self._listen()
             except DATABASE_ERRORS as exc:
-                if self.cache.loaded and not outage_logged:
-                    logger.warning("feature flags: listening connection lost (%s)", exc)
-                    outage_logged = True
-                else:
+                if outage_logged:
                     logger.debug("feature flags: cannot listen (%s)", exc)
+                else:  # once per outage
+                    serving = "the last values" if self.cache.loaded else "every flag off"
+                    logger.warning(
+                        "feature flags: no listening connection (%s); serving %s", exc, serving
+                    )
+                    outage_logged = True
             except Exception:  # a bug must not stop the refreshing for good
                 logger.exception("feature flags: listener failed; restarting it")
             finally:
@@ -198,9 +201,11 @@ class FlagListener:
             try:
                 connection = await self._connect(POLLER_APPLICATION_NAME)
                 try:
-                    self.cache.replace_all(await self._fetch(connection))
+                    rules = await self._fetch(connection)
                 finally:
                     await self._close(connection)
+                if not self.listening:  # else the listener loaded a newer snapshot meanwhile
+                    self.cache.replace_all(rules)
             except DATABASE_ERRORS as exc:
                 logger.debug("feature flags: poll failed (%s)", exc)
                 continue
