@@ -106,7 +106,7 @@ def main() -> None:
     from init.database import tool_database_url
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with tool_database_url() as url:
+    with tool_database_url(bootstrap_local=False) as url:
         bootstrap(url)
 
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from init.bootstrap import create_database_if_missing
+from init.bootstrap import bootstrap, create_database_if_missing
 from init.local_postgres import DEFAULT_DATABASE, LocalPostgres
 
 
@@ -26,16 +26,21 @@ def local_database_url(server: LocalPostgres | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def tool_database_url() -> Iterator[str]:
+def tool_database_url(*, bootstrap_local: bool = True) -> Iterator[str]:
     """For scripts: DATABASE_URL when set, else the local server (see ``local_database_url``).
 
-    Also exports DATABASE_URL, so the settings the apps read point at the same server.
+    The local database is brought up to date first (migrated and seeded, as ``serve``
+    does), so a script works on a fresh checkout; a DATABASE_URL server is migrated only
+    on purpose (``manage.py bootstrap``, the ``migrate`` service). Also exports
+    DATABASE_URL, so the settings the apps read point at the same server.
     """
     url = os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
     with local_database_url() as url:
+        if bootstrap_local:
+            bootstrap(url)
         os.environ["DATABASE_URL"] = url
         try:
             yield url

@@ -7,14 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fastapi_server.apps.users.models import User
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.tests.feature_flags.helpers import kept_user
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 
 @pytest.fixture
 async def admin(dbs: Databases) -> User:
     """A superuser in the rolled-back test transaction."""
-    return await kept_user(dbs, email="flag-admin@example.org", superuser=True)
+    return await make_user(dbs, email="flag-admin@example.org", superuser=True)
 
 
 @pytest.fixture

@@ -5,20 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from fastapi_server.apps.users.models import User
-from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.processes import free_port
-from fastapi_server.tests.helpers.users import make_user
-
-
-async def kept_user(dbs: Databases, **kwargs: Any) -> User:
-    """``make_user``, then release the session's savepoint: a request that fails (401,
-    422...) rolls back only its own savepoint and must not take the user with it."""
-    user = await make_user(dbs, **kwargs)
-    await dbs.session.commit()  # into the outer test transaction, still rolled back after
-    return user
 
 
 async def eventually(

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.users.models import User
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.tests.feature_flags.helpers import kept_user
-from fastapi_server.tests.helpers.users import auth_headers
+from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 NEW_FLAG = {"codename": "FF_NEW_CHECKOUT", "label": "New checkout", "description": "Beta."}
 
@@ -88,7 +87,7 @@ async def test_bad_codename_in_the_path_is_a_clear_422(
 async def test_create_needs_a_superuser(client: httpx.AsyncClient, dbs: Databases) -> None:
     anonymous = await client.post("/feature-flags", json=NEW_FLAG)
     assert anonymous.status_code == 401
-    plain = await kept_user(dbs)
+    plain = await make_user(dbs)
     forbidden = await client.post("/feature-flags", json=NEW_FLAG, headers=auth_headers(plain))
     assert forbidden.status_code == 403
     assert forbidden.json()["detail"]["code"] == "NOT_SUPERUSER"
@@ -161,7 +160,7 @@ async def test_patch_changes_only_what_is_sent(
     client: httpx.AsyncClient, dbs: Databases, admin_headers: dict[str, str]
 ) -> None:
     await _create(client, admin_headers)
-    other = await kept_user(dbs, superuser=True)
+    other = await make_user(dbs, superuser=True)
     listed = str(uuid.uuid4())
     response = await client.patch(
         "/feature-flags/FF_NEW_CHECKOUT",
@@ -204,7 +203,7 @@ async def test_patch_refuses_null_and_bad_values_and_missing_flags(
 async def test_patch_toggle_delete_history_need_a_superuser(
     client: httpx.AsyncClient, dbs: Databases
 ) -> None:
-    plain = auth_headers(await kept_user(dbs))
+    plain = auth_headers(await make_user(dbs))
     calls = [
         ("PATCH", "/feature-flags/FF_ENABLE_REGISTRATION", {"is_active": False}),
         ("POST", "/feature-flags/FF_ENABLE_REGISTRATION/toggle", None),

@@ -9,15 +9,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fastapi_server.lib.database_url import to_sqlalchemy_url, with_database
 from fastapi_server.models import Base
-from fastapi_server.tests.helpers.processes import REPO_ROOT, free_port, wait_for_http
+from fastapi_server.tests.helpers.processes import REPO_ROOT, free_port, run_script, wait_for_http
 from init.bootstrap import bootstrap, drop_database
 from init.local_postgres import LocalPostgres
 
@@ -111,27 +113,43 @@ def test_run_command_on_embedded_postgres_stops_it_cleanly() -> None:
         shutil.rmtree(base_dir, ignore_errors=True)
 
 
-def test_alembic_command_line_reaches_the_embedded_server_and_leaves_it_as_found() -> None:
-    base_dir = Path(tempfile.mkdtemp(prefix="fs-alembic-"))
-    pg_port = free_port()
+@pytest.fixture
+def fresh_embedded() -> Iterator[tuple[LocalPostgres, dict[str, str]]]:
+    """A not-yet-created local cluster, and the environment that points the tools at it."""
+    base_dir = Path(tempfile.mkdtemp(prefix="fs-tools-"))
+    server = LocalPostgres(base_dir=base_dir, port=free_port())
     env = {
         **os.environ,
         "EMBEDDED_PG_DIR": str(base_dir),
-        "EMBEDDED_PG_PORT": str(pg_port),
+        "EMBEDDED_PG_PORT": str(server.port),
         "DATABASE_URL": "",
     }
-    alembic = str(Path(sys.executable).parent / "alembic")
     try:
-        result = subprocess.run(
-            [alembic, "upgrade", "head"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
-        )
-        assert result.returncode == 0, result.stderr
-        server = LocalPostgres(base_dir=base_dir, port=pg_port)
-        assert not server.is_running(), "alembic started the server, so it must stop it"
-        server.start()
-        try:
-            assert asyncio.run(_row_counts(server.url()))["alembic_version"] == 1
-        finally:
-            server.stop()
+        yield server, env
     finally:
+        server.stop()
         shutil.rmtree(base_dir, ignore_errors=True)
+
+
+def test_alembic_command_line_reaches_the_embedded_server_and_leaves_it_as_found(
+    fresh_embedded: tuple[LocalPostgres, dict[str, str]],
+) -> None:
+    server, env = fresh_embedded
+    alembic = str(Path(sys.executable).parent / "alembic")
+    result = subprocess.run(
+        [alembic, "upgrade", "head"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert not server.is_running(), "alembic started the server, so it must stop it"
+    server.start()
+    assert asyncio.run(_row_counts(server.url()))["alembic_version"] == 1
+
+
+def test_a_script_on_a_fresh_checkout_gets_a_ready_embedded_database(
+    fresh_embedded: tuple[LocalPostgres, dict[str, str]],
+) -> None:
+    server, env = fresh_embedded
+    result = run_script("list_feature_flags.py", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "FF_ENABLE_REGISTRATION" in result.stdout  # migrated and seeded first
+    assert not server.is_running(), "the script started the server, so it must stop it"
