@@ -146,7 +146,7 @@ DEFAULT_FLAGS = (
     FeatureFlagCreate(
         codename="FF_ENABLE_REGISTRATION",
         label="Enable registration",
-        description="POST /users/register accepts new accounts; off: it answers 404.",
+        description="POST /register accepts new accounts; off: it answers 404.",
         is_active=True,
     ),
 )
