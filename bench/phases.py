@@ -366,7 +366,8 @@ class Benchmark:
         }
         (n_first, first), (n_last, last) = samples[1], samples[2]
         same_workers = set(first) == set(last)  # else a worker was replaced meanwhile
-        growth = max(last[pid] / first[pid] - 1 for pid in last) if same_workers else math.inf
+        growth = max((last[p] / first[p] - 1 for p in last), default=math.inf)
+        growth = growth if same_workers else math.inf
         pairs = ", ".join(f"{first.get(p, 0):.0f}->{last[p]:.0f}" for p in last)
         figure = f"{pairs} MB after {n_first:,}/{n_last:,} requests"
         steps = "/".join(f"{s // 1000}k" for s in self.plan.memory_steps)
@@ -375,7 +376,7 @@ class Benchmark:
                 f"RSS per worker after {steps} requests",
                 figure,
                 f"<= {MAX_RSS_MB:.0f} MB and <= +{MAX_RSS_GROWTH:.0%}",
-                max(last.values()) <= MAX_RSS_MB and growth <= MAX_RSS_GROWTH,
+                max(last.values(), default=math.inf) <= MAX_RSS_MB and growth <= MAX_RSS_GROWTH,
                 "" if same_workers else "a worker was replaced between the samples",
             )
         )

@@ -284,7 +284,11 @@ class Server:
         """Resident memory of each worker, in MB."""
         import psutil
 
-        return {pid: psutil.Process(pid).memory_info().rss / 2**20 for pid in self.worker_pids()}
+        rss = {}
+        for pid in self.worker_pids():
+            with contextlib.suppress(psutil.Error):  # a worker that just exited: no figure
+                rss[pid] = psutil.Process(pid).memory_info().rss / 2**20
+        return rss
 
     def all_pids(self) -> list[int]:
         """The master and every process under it (to check that nothing is left)."""
