@@ -135,6 +135,8 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         bench.memory()
         bench.users_scale()
         bench.stop_servers()
+        say("stopping PostgreSQL")
+    say("everything the benchmark started is stopped")
     targets = bench.all_targets()
     return {
         "meta": {
