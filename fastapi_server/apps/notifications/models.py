@@ -9,6 +9,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, DateTime, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from fastapi_server.lib.ids import uuid7
 from fastapi_server.resources.database.base import AuditMixin, Base
 
 
@@ -24,6 +25,12 @@ class OutboxStatus(StrEnum):
 # Rows a worker may claim: waiting ones, and "sending" ones whose lease ran out.
 CLAIMABLE = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
 _CLAIMABLE_SQL = "status IN ('pending', 'sending')"
+
+
+COMMENT_ID = (
+    "Message id, also the email's Message-ID: time-ordered (UUIDv7) when the app writes "
+    "the row, random when a row is inserted by hand."
+)
 
 
 class OutboxMessage(AuditMixin, Base):
@@ -46,8 +53,9 @@ class OutboxMessage(AuditMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(
         primary_key=True,
-        server_default=func.uuidv7(),
-        comment="Message id (UUIDv7, time-ordered); also the email's Message-ID.",
+        default=uuid7,
+        server_default=func.gen_random_uuid(),
+        comment=COMMENT_ID,
     )
     template: Mapped[str] = mapped_column(Text, comment="Template the message was rendered from.")
     to_email: Mapped[str] = mapped_column(Text, comment="Recipient address.")

@@ -26,9 +26,12 @@ def upgrade() -> None:
         sa.Column(
             "id",
             sa.Uuid(),
-            server_default=sa.text("uuidv7()"),
+            server_default=sa.text("gen_random_uuid()"),
             nullable=False,
-            comment="Message id (UUIDv7, time-ordered); also the email's Message-ID.",
+            comment=(
+                "Message id, also the email's Message-ID: time-ordered (UUIDv7) when the app "
+                "writes the row, random when a row is inserted by hand."
+            ),
         ),
         sa.Column(
             "template", sa.Text(), nullable=False, comment="Template the message was rendered from."
