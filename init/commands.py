@@ -70,6 +70,13 @@ def serve(argv: list[str]) -> int:
         where = redact(url) if url else "the database"
         print(f"error: cannot reach {where}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a failed migration or seed: say so in a line, not a traceback
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"error: preparing the database failed: {type(exc).__name__}: {first_line}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         if started and server is not None:
             print("Stopping the embedded PostgreSQL ...", flush=True)
