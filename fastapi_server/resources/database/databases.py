@@ -33,7 +33,7 @@ class Databases:
         return NotificationsDB(self.session)
 
 
-def get_databases(session: DBSession) -> Databases:
+async def get_databases(session: DBSession) -> Databases:
     """FastAPI dependency: the request's ``Databases``."""
     return Databases(session)
 
