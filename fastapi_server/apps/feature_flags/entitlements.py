@@ -1,15 +1,17 @@
 """Who may do what with feature flags (FastAPI dependencies used by ``api``).
 
 Reading flags (list, one flag, evaluate) is open to anyone; ``evaluate`` uses the
-caller's identity when a Bearer token is given. Changing flags and reading their history
+caller's identity when a Bearer token is given, read from the token alone so that
+evaluation stays free of database work (a token revoked a moment ago still sees its
+own flag values until it expires; it can change nothing). Changing flags and reading their history
 is for superusers (401 without a valid token, 403 ``NOT_SUPERUSER`` otherwise).
 """
 
 from __future__ import annotations
 
-from fastapi_server.apps.users.entitlements import OptionalUser, Superuser
+from fastapi_server.apps.users.entitlements import OptionalCaller, Superuser
 
 FlagAdmin = Superuser
-FlagReader = OptionalUser
+FlagReader = OptionalCaller
 
 __all__ = ["FlagAdmin", "FlagReader"]

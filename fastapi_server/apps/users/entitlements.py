@@ -21,15 +21,26 @@ from fastapi_server.resources.database.databases import DBs
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
 
 
+def _bearer_or_none(request: Request, token: str | None) -> str | None:
+    if token is None and request.headers.get("authorization"):
+        raise NotAuthenticated()  # present but not "Bearer <token>"
+    return token
+
+
+async def optional_caller(
+    request: Request, token: Annotated[str | None, Depends(bearer_scheme)]
+) -> core.Caller | None:
+    """The caller's identity from the token alone; None without an Authorization header."""
+    token = _bearer_or_none(request, token)
+    return None if token is None else core.caller_from_access_token(token)
+
+
 async def optional_current_user(
     request: Request, dbs: DBs, token: Annotated[str | None, Depends(bearer_scheme)]
 ) -> User | None:
     """The caller, None when no Authorization header was sent; 401 for a bad one."""
-    if token is None:
-        if request.headers.get("authorization"):
-            raise NotAuthenticated()  # present but not "Bearer <token>"
-        return None
-    return await core.user_from_access_token(dbs, token)
+    token = _bearer_or_none(request, token)
+    return None if token is None else await core.user_from_access_token(dbs, token)
 
 
 async def current_active_user(
@@ -43,6 +54,7 @@ async def current_active_user(
 
 CurrentUser = Annotated[User, Depends(current_active_user)]
 OptionalUser = Annotated[User | None, Depends(optional_current_user)]
+OptionalCaller = Annotated[core.Caller | None, Depends(optional_caller)]
 
 
 async def require_superuser(user: CurrentUser) -> User:
