@@ -15,7 +15,6 @@ from alembic import command
 from alembic.config import Config
 
 from fastapi_server.apps.feature_flags.core import seed_default_flags
-from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import (
     database_name,
     redact,
@@ -38,11 +37,13 @@ SEEDERS: list[Seeder] = [seed_default_flags]
 async def create_database_if_missing(url: str) -> bool:
     """Create the URL's database on its server when it does not exist; True if created."""
     name = database_name(url)
+    try:  # a managed server may not let us into "postgres": look at the target first
+        await (await asyncpg.connect(to_asyncpg_dsn(url))).close()
+        return False
+    except asyncpg.InvalidCatalogNameError:
+        pass
     conn = await asyncpg.connect(with_database(url, "postgres"))
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists:
-            return False
         quoted = '"' + name.replace('"', '""') + '"'
         try:
             await conn.execute(f"CREATE DATABASE {quoted}")
@@ -80,9 +81,7 @@ def migrate(url: str, revision: str = "head") -> None:
 
 async def seed(url: str) -> None:
     """Run every app's seeder in one transaction."""
-    database = Database.from_settings(
-        Settings(database_url=url, db_pool_size=1, db_max_overflow=0), "init:seed"
-    )
+    database = Database.for_tool(url, "init:seed")
     try:
         async with database.transaction() as session:
             dbs = Databases(session)

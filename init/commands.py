@@ -127,7 +127,9 @@ def destroy(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="manage.py destroy", description=destroy.__doc__)
     parser.add_argument("--yes", action="store_true", help="really delete everything")
     args = parser.parse_args(argv)
-    url = os.environ.get("DATABASE_URL")
+    from fastapi_server.config import get_settings
+
+    url = get_settings().database_url  # the environment, else .env
     target = (
         f"the database of {url}" if url else f"the local PostgreSQL in {LocalPostgres().base_dir}"
     )

@@ -7,6 +7,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from fastapi_server.config import get_settings
 from init.bootstrap import bootstrap, create_database_if_missing
 from init.local_postgres import DEFAULT_DATABASE, LocalPostgres
 
@@ -34,15 +35,17 @@ def tool_database_url(*, bootstrap_local: bool = True) -> Iterator[str]:
     on purpose (``manage.py bootstrap``, the ``migrate`` service). Also exports
     DATABASE_URL, so the settings the apps read point at the same server.
     """
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
+    configured = get_settings().database_url  # the environment, else .env
+    if configured:
+        yield configured
         return
     with local_database_url() as url:
         if bootstrap_local:
             bootstrap(url)
         os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
         try:
             yield url
         finally:
             os.environ.pop("DATABASE_URL", None)
+            get_settings.cache_clear()

@@ -24,7 +24,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from fastapi_server.config import Settings, describe_settings_error
+from fastapi_server.config import describe_settings_error
 from fastapi_server.lib.database_url import InvalidDatabaseURL
 from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.databases import Databases
@@ -59,9 +59,7 @@ def script_actor() -> str:
 
 
 async def _run(url: str, name: str, action: Action, args: argparse.Namespace) -> str:
-    database = Database.from_settings(
-        Settings(database_url=url, db_pool_size=1, db_max_overflow=0), f"script:{name}"
-    )
+    database = Database.for_tool(url, f"script:{name}")
     try:
         async with database.transaction() as session:
             return await action(ScriptContext(Databases(session), args, script_actor()))

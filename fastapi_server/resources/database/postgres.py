@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
@@ -28,10 +31,18 @@ class ReadOnlySessionError(RuntimeError):
 
 
 class _ReadOnlySession(Session):
+    """Refuses ORM changes and INSERT/UPDATE/DELETE statements (a GET writes nothing)."""
+
     def flush(self, objects: Sequence[Any] | None = None) -> None:
         if self.new or self.dirty or self.deleted:
             raise ReadOnlySessionError("a read-only (GET) request tried to write")
         super().flush(objects)
+
+
+@event.listens_for(_ReadOnlySession, "do_orm_execute")
+def _refuse_writes(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySessionError("a read-only (GET) request tried to write")
 
 
 class Database:
@@ -58,9 +69,16 @@ class Database:
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
             pool_pre_ping=settings.db_pool_pre_ping,
+            hide_parameters=True,  # error messages and logs never carry emails or hashes
             connect_args={"server_settings": server_settings},
         )
         return cls(engine)
+
+    @classmethod
+    def for_tool(cls, url: str, application_name: str) -> Database:
+        """A one-connection engine for a command-line tool (scripts, bootstrap, workers)."""
+        settings = Settings(database_url=url, db_pool_size=1, db_max_overflow=0)
+        return cls.from_settings(settings, application_name)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -85,6 +103,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+DatabaseError = DBAPIError
+"""Any error the database driver raised (``main.py`` handles it)."""
+
+
+def is_refused_value(exc: BaseException) -> bool:
+    """True when the error is about a value itself: PostgreSQL's class 22 (bad encoding,
+    NUL byte, out of range) or asyncpg refusing to encode an argument. Schemas should
+    catch such values first; this is the safety net that makes the rest a 400."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (DataError, asyncpg.DataError)):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

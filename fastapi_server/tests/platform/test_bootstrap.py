@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -67,8 +68,8 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def _stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
+def _stop(process: subprocess.Popen[str], how: signal.Signals = signal.SIGTERM) -> str:
+    process.send_signal(how)
     output, _ = process.communicate(timeout=30)
     return output
 
@@ -88,7 +89,8 @@ def test_run_command_migrates_and_serves_the_database_url_server(database_url: s
     assert "psql" in output
 
 
-def test_run_command_on_embedded_postgres_stops_it_cleanly() -> None:
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_run_command_on_embedded_postgres_stops_it_cleanly(how: signal.Signals) -> None:
     base_dir = Path(tempfile.mkdtemp(prefix="fs-serve-"))
     pg_port = free_port()
     env = {"EMBEDDED_PG_DIR": str(base_dir), "EMBEDDED_PG_PORT": str(pg_port), "DATABASE_URL": ""}
@@ -97,7 +99,7 @@ def test_run_command_on_embedded_postgres_stops_it_cleanly() -> None:
         wait_for_http(f"{base}/_status", timeout=60, process=process)
         assert httpx.get(f"{base}/_ready").status_code == 200
     finally:
-        output = _stop(process)
+        output = _stop(process, how)
     assert process.returncode == 0, output
     assert f"127.0.0.1:{pg_port}" in output
     server = LocalPostgres(base_dir=base_dir, port=pg_port)
@@ -153,3 +155,57 @@ def test_a_script_on_a_fresh_checkout_gets_a_ready_embedded_database(
     assert result.returncode == 0, result.stderr
     assert "FF_ENABLE_REGISTRATION" in result.stdout  # migrated and seeded first
     assert not server.is_running(), "the script started the server, so it must stop it"
+
+
+def test_scripts_read_database_url_from_the_env_file(database_url: str, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"DATABASE_URL={database_url}\n")
+    untouched = tmp_path / "no-embedded-server-here"
+    env = {**os.environ, "EMBEDDED_PG_DIR": str(untouched)}
+    env.pop("DATABASE_URL")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "list_feature_flags.py")],
+        cwd=tmp_path,  # settings read .env from the working directory
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FF_ENABLE_REGISTRATION" in result.stdout
+    assert not untouched.exists(), "the script started an embedded server instead"
+
+
+def test_bootstrap_works_for_a_role_that_may_not_enter_the_postgres_database(
+    database_url: str,
+) -> None:
+    """Managed servers often let an application role into its own database only."""
+    name = f"owned_{free_port()}"
+    admin = with_database(database_url, "postgres")
+
+    async def as_admin(*statements: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(
+        as_admin(
+            f"CREATE ROLE {name} LOGIN",
+            f"CREATE DATABASE {name} OWNER {name}",
+            "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC",
+        )
+    )
+    try:
+        owner_url = with_database(database_url, name).replace("postgres@", f"{name}@", 1)
+        bootstrap(owner_url)
+        assert asyncio.run(_row_counts(owner_url))["alembic_version"] == 1
+    finally:
+        asyncio.run(
+            as_admin(
+                "GRANT CONNECT ON DATABASE postgres TO PUBLIC",
+                f"DROP DATABASE {name} WITH (FORCE)",
+                f"DROP ROLE {name}",
+            )
+        )

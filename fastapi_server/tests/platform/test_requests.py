@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.errors import AppError
+from fastapi_server.lib.validation import SafeLine
 from fastapi_server.main import create_app
-from fastapi_server.resources.database.postgres import DBSession
+from fastapi_server.resources.database.postgres import DBSession, ReadOnlySessionError
+
+probe = Table("request_probe", MetaData(), Column("key", Integer))
 
 
 class ProbeRejected(AppError):
@@ -42,13 +45,24 @@ async def probe_client(settings: Settings, probe_table: None) -> AsyncIterator[h
     app: FastAPI = create_app(settings)
 
     @app.post("/probe/{key}")
-    async def insert(key: int, session: DBSession, fail: str = "") -> dict[str, int]:
+    async def insert_key(key: int, session: DBSession, fail: str = "") -> dict[str, int]:
         await session.execute(text("INSERT INTO request_probe VALUES (:key)"), {"key": key})
         if fail == "domain":
             raise ProbeRejected(hint="try another key")
         if fail == "crash":
             raise RuntimeError("secret internals")
         return {"inserted": key}
+
+    @app.get("/probe")
+    async def read(session: DBSession, write: str = "", value: int = 1) -> dict[str, int]:
+        if write == "orm-insert":
+            await session.execute(insert(probe).values(key=value))
+        count = (await session.execute(select(func.count()).select_from(probe))).scalar_one()
+        return {"rows": int(count)}
+
+    @app.post("/probe-name")
+    async def named(body: dict[str, SafeLine]) -> dict[str, str]:
+        return body
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -116,3 +130,44 @@ async def test_validation_errors_keep_fastapi_422_shape(
     response = await probe_client.post("/probe/not-a-number")
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "key"]
+
+
+async def test_get_reads_committed_data_without_a_transaction(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    await probe_client.post("/probe/1")
+    response = await probe_client.get("/probe")
+    assert response.json() == {"rows": 1}
+
+
+async def test_get_may_not_write(
+    probe_client: httpx.AsyncClient, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await probe_client.get("/probe", params={"write": "orm-insert", "value": 9})
+    assert response.status_code == 500
+    assert any(
+        record.exc_info and isinstance(record.exc_info[1], ReadOnlySessionError)
+        for record in caplog.records
+    )
+    assert await _count(engine) == 0
+
+
+async def test_value_the_database_refuses_is_400_not_500(
+    probe_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    response = await probe_client.post("/probe/99999999999")  # past PostgreSQL's int4
+    assert response.status_code == 400
+    assert response.json()["detail"]["code"] == "INVALID_INPUT"
+    assert await _count(engine) == 0
+
+
+@pytest.mark.parametrize("bad", [r"nul\u0000byte", r"lone \ud800 surrogate", r"two\nlines"])
+async def test_odd_characters_are_422_with_fastapi_shape(
+    probe_client: httpx.AsyncClient, bad: str
+) -> None:
+    body = '{"name": "' + bad + '"}'  # raw JSON, with the escapes a client may send
+    response = await probe_client.post(
+        "/probe-name", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
