@@ -37,19 +37,6 @@ class OutboxMessage(AuditMixin, Base):
     """One rendered email, written in the sender's transaction and delivered by a worker."""
 
     __tablename__ = "notifications_outbox"
-    __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
-        CheckConstraint("attempts >= 0", name="attempts"),
-        Index(
-            "ix_notifications_outbox_due", "next_attempt_on", postgresql_where=text(_CLAIMABLE_SQL)
-        ),
-        Index("ix_notifications_outbox_to_email", "to_email"),
-        {
-            "comment": "Outgoing email (outbox): rows are written in the transaction that "
-            "wants the email and sent by the delivery worker after commit. The id is the "
-            "Message-ID. status pending/sending/sent/failed; see attempts and last_error."
-        },
-    )
 
     id: Mapped[uuid.UUID] = mapped_column(
         primary_key=True,
@@ -88,4 +75,19 @@ class OutboxMessage(AuditMixin, Base):
     )
     sent_on: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="When the mail server accepted the message."
+    )
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index(
+            "ix_notifications_outbox_due", "next_attempt_on", postgresql_where=text(_CLAIMABLE_SQL)
+        ),
+        # Recipients are looked up case-insensitively (support, tests): lower(to_email) = ...
+        Index("ix_notifications_outbox_to_email", func.lower(to_email)),
+        {
+            "comment": "Outgoing email (outbox): rows are written in the transaction that "
+            "wants the email and sent by the delivery worker after commit. The id is the "
+            "Message-ID. status pending/sending/sent/failed; see attempts and last_error."
+        },
     )

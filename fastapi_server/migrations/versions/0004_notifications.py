@@ -118,7 +118,7 @@ def upgrade() -> None:
         ["next_attempt_on"],
         postgresql_where=sa.text("status IN ('pending', 'sending')"),
     )
-    op.create_index("ix_notifications_outbox_to_email", TABLE, ["to_email"])
+    op.create_index("ix_notifications_outbox_to_email", TABLE, [sa.text("lower(to_email)")])
     add_updated_on_trigger(TABLE)
 
 

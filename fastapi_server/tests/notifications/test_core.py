@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from fastapi_server.apps.notifications import core
 from fastapi_server.apps.notifications.rendering import TEMPLATES
@@ -128,3 +129,16 @@ async def test_display_name_with_line_breaks_is_folded_to_one_line(dbs: Database
 def test_app_link_joins_app_url_and_query() -> None:
     base = get_settings().app_url.rstrip("/")
     assert core.app_link("/reset-password", token="a b&c") == f"{base}/reset-password?token=a+b%26c"
+
+
+async def test_lookups_by_recipient_use_the_lower_to_email_index(dbs: Databases) -> None:
+    """``for_recipient`` and psql look messages up by ``lower(to_email)``: that is indexed."""
+    await core.enqueue(
+        dbs, template="welcome", to_email="Ada@Example.com", context={"first_name": "Ada"}
+    )
+    await dbs.session.execute(text("SET LOCAL enable_seqscan = off"))  # tiny table otherwise
+    plan = await dbs.session.scalars(
+        text("EXPLAIN SELECT id FROM notifications_outbox WHERE lower(to_email) = lower(:email)"),
+        {"email": "ada@example.COM"},
+    )
+    assert "ix_notifications_outbox_to_email" in "\n".join(plan)
