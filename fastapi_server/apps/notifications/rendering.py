@@ -60,14 +60,27 @@ class RenderedEmail:
     html: str
 
 
+# auto_reload=False: a loaded template is never checked against its file again, so
+# rendering does no blocking file I/O on the event loop. Every template is loaded at
+# import (below): a missing or broken file stops the start, not the first email.
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES_DIR),
+    auto_reload=False,
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+
+
+def _load_all() -> None:
+    for name in TEMPLATES:
+        for suffix in ("txt", "html"):
+            _environment.get_template(f"{name}.{suffix}")
+
+
+_load_all()
 
 
 def one_line(value: str, max_length: int = 500) -> str:

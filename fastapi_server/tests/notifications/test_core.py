@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -142,3 +143,22 @@ async def test_lookups_by_recipient_use_the_lower_to_email_index(dbs: Databases)
         {"email": "ada@example.COM"},
     )
     assert "ix_notifications_outbox_to_email" in "\n".join(plan)
+
+
+async def test_rendering_reads_no_template_file_once_loaded(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Templates load once per process: no file-system checks on the event loop per email."""
+    checked: list[str] = []
+    real_getmtime = os.path.getmtime
+
+    def counting_getmtime(path: str) -> float:
+        checked.append(path)
+        return real_getmtime(path)
+
+    monkeypatch.setattr(os.path, "getmtime", counting_getmtime)
+    for _ in range(2):
+        await core.enqueue(
+            dbs, template="welcome", to_email="ada@example.com", context={"first_name": "Ada"}
+        )
+    assert checked == []
