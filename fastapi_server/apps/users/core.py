@@ -8,15 +8,16 @@ bookkeeping that the caller must commit even though the call failed.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import math
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
@@ -51,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 CODE_DIGITS = 6
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class TokenPair:
@@ -67,6 +71,18 @@ class VerificationRequest:
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+def _hashes(func: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+    """Run ``func`` in a hashing turn (``passwords.hashing_turn``), taken before its
+    first query: queued behind the hashing threads, it holds no database connection."""
+
+    @functools.wraps(func)
+    async def in_a_hashing_turn(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        async with passwords.hashing_turn():
+            return await func(*args, **kwargs)
+
+    return in_a_hashing_turn
 
 
 def check_password(password: str, error: type[AppError]) -> None:
@@ -107,6 +123,7 @@ def _password_fingerprint(user: User) -> str:
 # --- registration and verification ---------------------------------------------------
 
 
+@_hashes
 async def register(
     dbs: Databases, *, email: str, password: str, first_name: str, last_name: str
 ) -> User:
@@ -213,6 +230,7 @@ async def verify(dbs: Databases, *, token: str, code: str) -> User:
 # --- login and tokens ---------------------------------------------------------------
 
 
+@_hashes
 async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
     """Tokens for an active, verified user with this password; counts failures, locks.
 
@@ -389,6 +407,7 @@ async def forgot_password(dbs: Databases, email: str) -> str:
     return issued.token
 
 
+@_hashes
 async def reset_password(dbs: Databases, *, email: str, token: str, password: str) -> User:
     """Set a new password with a reset token issued for this email's user.
 
@@ -458,6 +477,7 @@ async def activate_user(dbs: Databases, email: str) -> User:
     return await dbs.users.refresh(user)
 
 
+@_hashes
 async def set_password(dbs: Databases, email: str, password: str) -> User:
     """Give an account a new password (policy checked) and re-activate it (ops)."""
     user = await dbs.users.get_by_email(email, for_update=True)
@@ -468,6 +488,7 @@ async def set_password(dbs: Databases, email: str, password: str) -> User:
     return await dbs.users.refresh(user)
 
 
+@_hashes
 async def create_superuser(
     dbs: Databases, *, email: str, password: str, first_name: str, last_name: str
 ) -> tuple[User, bool]:

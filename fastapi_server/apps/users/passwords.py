@@ -2,16 +2,21 @@
 
 Hashing is slow on purpose, so it runs in a small dedicated thread pool, never on the
 event loop: a burst of logins keeps other requests flowing, and at most
-``USERS_HASHING_THREADS`` argon2 hashes hold their memory at once.
+``USERS_HASHING_THREADS`` argon2 hashes hold their memory at once. Work that hashes
+takes a ``hashing_turn()`` first, before it touches the database, so requests queued
+behind the hashing threads wait without holding a pooled connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import string
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from passlib.context import CryptContext
 
@@ -45,6 +50,27 @@ def crypt_context(settings: UsersSettings | None = None) -> CryptContext:
 @lru_cache
 def _executor(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash")
+
+
+# One semaphore per event loop (and thread count): asyncio primitives belong to a loop.
+_turns: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
+    WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def hashing_turn() -> AsyncIterator[None]:
+    """Wait until one of the ``USERS_HASHING_THREADS`` hashing threads is ours.
+
+    Take it before the first query of anything that hashes: the wait for a hashing
+    thread then happens without a database connection, so a burst of logins cannot
+    empty the pool for other requests. Holders hash one password at a time.
+    """
+    threads = get_users_settings().hashing_threads
+    per_count = _turns.setdefault(asyncio.get_running_loop(), {})
+    semaphore = per_count.setdefault(threads, asyncio.Semaphore(threads))
+    async with semaphore:
+        yield
 
 
 def hash_password_sync(password: str) -> str:

@@ -12,14 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fastapi_server.apps.feature_flags import core as flags
 from fastapi_server.apps.feature_flags.schemas import FeatureFlagUpdate
+from fastapi_server.apps.notifications.settings import NotificationsSettings
 from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.config import Settings
+from fastapi_server.main import create_app
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database
-from fastapi_server.tests.helpers.users import make_user
+from fastapi_server.tests.helpers.users import auth_headers, make_user
 from fastapi_server.tests.users.conftest import UsersEnv
-from fastapi_server.tests.users.flows import detail, register, tokens_for
+from fastapi_server.tests.users.flows import detail, login, register, tokens_for
 
 FLAG = "FF_ENABLE_REGISTRATION"
+WRONG = "Wrong-Password-1"
 ACTOR = "test:users"
 
 
@@ -61,6 +65,44 @@ async def test_concurrent_refreshes_of_one_token_rotate_it_once(
         *(committed_client.post("/auth/refresh-tokens", json=body) for _ in range(2))
     )
     assert sorted(response.status_code for response in responses) == [200, 401]
+
+
+# --- bursts of logins -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def small_pool_client(
+    settings: Settings, clean_database: str, users_env: UsersEnv
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with a tiny pool, a short pool timeout, one hashing thread and a hash cost
+    that makes 20 logins queue for longer than that timeout (no email worker on the pool)."""
+    users_env(HASHING_THREADS="1", ARGON2_MEMORY_KIB="8192", ARGON2_TIME_COST="4")
+    small = settings.model_copy(
+        update={"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout": 0.5}
+    )
+    app = create_app(small)
+    app.state.notifications_settings = NotificationsSettings(worker_in_process=False)
+    async with app.router.lifespan_context(app):
+        # A crash answers 500 here, as it would to a real client.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def test_a_burst_of_logins_leaves_the_pool_to_other_requests(
+    small_pool_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with Database(engine).transaction() as session:
+        ada = await make_user(Databases(session), email="ada@example.org")
+    logins = [
+        login(small_pool_client, f"nobody-{number}@example.org", WRONG) for number in range(20)
+    ]
+    burst = asyncio.gather(*logins)
+    await asyncio.sleep(0.05)  # the logins have taken what they take of the pool
+    me = await small_pool_client.get("/users/user", headers=auth_headers(ada))
+    assert me.status_code == 200, me.text
+    statuses = [response.status_code for response in await burst]
+    assert statuses == [400] * 20
 
 
 # --- registration behind FF_ENABLE_REGISTRATION ----------------------------------------
