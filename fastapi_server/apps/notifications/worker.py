@@ -32,12 +32,9 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
-
-import asyncpg
 
 from fastapi_server.apps.notifications import core
-from fastapi_server.apps.notifications.database.postgres import CHANNEL
+from fastapi_server.apps.notifications.database.listener import OutboxListener
 from fastapi_server.apps.notifications.messages import build_email
 from fastapi_server.apps.notifications.models import OutboxStatus
 from fastapi_server.apps.notifications.schemas import ClaimedMessage
@@ -57,8 +54,7 @@ logger = logging.getLogger(__name__)
 # A row due but locked by someone else (another worker claiming it, an admin's open
 # transaction) must not make the loop spin.
 MIN_IDLE_SECONDS = 0.05
-LISTEN_MAX_BACKOFF_SECONDS = 30.0
-LISTEN_HEALTH_CHECK_SECONDS = 30.0
+LISTENER_STOP_SECONDS = 2.0
 
 
 def worker_name(kind: str) -> str:
@@ -83,25 +79,33 @@ class DeliveryWorker:
         self.settings = settings
         self.transport = transport or transport_from_settings(settings)
         self.name = name or worker_name("worker")
-        self.listening = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self.listener = OutboxListener(
+            dsn, name=self.name, wake=self._wake.set, retry_seconds=settings.poll_seconds
+        )
 
     def stop(self) -> None:
         """Ask the worker to finish the message in hand and return from ``run``."""
         self._stop.set()
         self._wake.set()
+        self.listener.stop()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def listening(self) -> bool:
+        """The worker's LISTEN connection is up (new messages wake it at once)."""
+        return self.listener.listening
 
     async def run(self) -> None:
         """Deliver until ``stop()``; database outages are logged and waited out."""
         logger.info(
             "notifications worker %s started (transport %s)", self.name, self.settings.transport
         )
-        listener = asyncio.create_task(self._listen_forever(), name=f"{self.name}:listen")
+        listener = asyncio.create_task(self.listener.run(), name=f"{self.name}:listen")
         try:
             while not self.stopping:
                 self._wake.clear()
@@ -117,9 +121,9 @@ class DeliveryWorker:
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            self.listener.stop()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(listener, timeout=LISTENER_STOP_SECONDS)
             logger.info("notifications worker %s stopped", self.name)
 
     async def deliver_due(self) -> int:
@@ -193,45 +197,6 @@ class DeliveryWorker:
         if due_in is None:
             return self.settings.poll_seconds
         return min(max(due_in, MIN_IDLE_SECONDS), self.settings.poll_seconds)
-
-    async def _listen_forever(self) -> None:
-        """Keep a LISTEN connection up; a notice wakes the loop. Polling covers outages."""
-        backoff = self.settings.poll_seconds
-        while not self.stopping:
-            try:
-                await self._listen()
-                backoff = self.settings.poll_seconds
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.debug("notifications worker %s: cannot listen (%s)", self.name, exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff):
-                    await self._stop.wait()
-            backoff = min(backoff * 2, LISTEN_MAX_BACKOFF_SECONDS)
-
-    async def _listen(self) -> None:
-        closed = asyncio.Event()
-        connection: asyncpg.Connection[Any] = await asyncpg.connect(
-            self.dsn,
-            timeout=10,
-            server_settings={"application_name": f"notifications:{self.name}"[:63]},
-        )
-        try:
-            connection.add_termination_listener(lambda _: closed.set())
-            await connection.add_listener(CHANNEL, lambda *_: self._wake.set())
-            self.listening = True
-            self._wake.set()  # anything committed before we listened
-            while not self.stopping and not closed.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(LISTEN_HEALTH_CHECK_SECONDS):
-                        await self._stop.wait()
-                if not self.stopping:
-                    await connection.fetchval("SELECT 1", timeout=10)
-        finally:
-            self.listening = False
-            try:
-                await connection.close(timeout=1)
-            except Exception:  # already broken
-                connection.terminate()
 
 
 def _settings_for(url: str) -> Settings:
