@@ -234,12 +234,14 @@ async def verify(dbs: Databases, *, token: str, code: str) -> User:
 async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
     """Tokens for an active, verified user with this password; counts failures, locks.
 
-    Unknown emails cost a dummy verify and answer like a wrong password. Every attempt
-    is logged (never the password).
+    Unknown emails cost a dummy verify and answer like a wrong password. The user's row
+    is locked first, so concurrent attempts on one account take turns and each sees the
+    failures counted before it: no burst gets more tries than the lockout allows. Every
+    attempt is logged (never the password).
     """
     settings = get_users_settings()
     log = {"email": email}
-    user = await dbs.users.get_by_email(email)
+    user = await dbs.users.get_by_email(email, for_update=True)
     if user is None:
         await passwords.burn_a_verify(password)
         logger.warning("login failed", extra={**log, "reason": "unknown_email"})

@@ -105,6 +105,23 @@ async def test_a_burst_of_logins_leaves_the_pool_to_other_requests(
     assert statuses == [400] * 20
 
 
+async def test_concurrent_wrong_passwords_get_no_more_tries_than_the_lockout_allows(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with Database(engine).transaction() as session:
+        await make_user(Databases(session), email="ada@example.org")
+    allowed = get_users_settings().max_failed_logins
+    attempts = [login(committed_client, "ada@example.org", WRONG) for _ in range(allowed + 7)]
+    responses = await asyncio.gather(*attempts)
+    codes = sorted(detail(response)["code"] for response in responses)
+    assert codes == ["LOGIN_BAD_CREDENTIALS"] * allowed + ["LOGIN_USER_LOCKED"] * 7
+    async with engine.connect() as conn:
+        failures = await conn.scalar(
+            text("SELECT login_failed_count FROM users WHERE email = 'ada@example.org'")
+        )
+    assert failures == allowed
+
+
 # --- registration behind FF_ENABLE_REGISTRATION ----------------------------------------
 
 
