@@ -9,6 +9,7 @@ transaction, and sends outside any transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from email.headerregistry import Address
 from typing import Any
 from urllib.parse import urlencode
@@ -106,6 +107,26 @@ async def claim_due(
         max_attempts=settings.max_attempts,
     )
     return [_claimed(message) for message in claimed]
+
+
+async def renew_leases(
+    dbs: Databases,
+    settings: NotificationsSettings,
+    worker: str,
+    messages: Sequence[ClaimedMessage],
+) -> list[ClaimedMessage]:
+    """Give ``worker`` a fresh lease on ``messages``; those still its own, in order.
+
+    The worker calls this right before each send, for the rest of its batch: a batch
+    may take longer than one lease, and a message another worker has taken over since
+    must not be sent again.
+    """
+    renewed = await dbs.notifications.renew_leases(
+        [(message.id, message.attempts) for message in messages],
+        worker=worker,
+        lease_seconds=settings.lease_seconds,
+    )
+    return [message for message in messages if message.id in renewed]
 
 
 async def record_sent(dbs: Databases, message: ClaimedMessage) -> bool:

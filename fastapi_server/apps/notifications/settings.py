@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fastapi_server.config import ENV_FILE
@@ -27,7 +27,9 @@ class NotificationsSettings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
-    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Longest one message may take, connect to accepted."
+    )
     from_email: str = "no-reply@example.com"
     from_name: str = "FastAPI platform"
     app_name: str = Field(default="FastAPI platform", description="Shown in subjects and layout.")
@@ -36,8 +38,24 @@ class NotificationsSettings(BaseSettings):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     worker_in_process: bool = True
     poll_seconds: float = Field(default=5.0, gt=0)
-    lease_seconds: float = Field(default=120.0, gt=0)
+    lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a worker holds a message; renewed right before each send.",
+    )
     batch_size: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _lease_covers_a_send(self) -> NotificationsSettings:
+        # The lease is renewed right before each send; the send must end before it runs
+        # out, or another worker may take the message over and send it again.
+        if self.lease_seconds < 2 * self.smtp_timeout_seconds:
+            raise ValueError(
+                f"NOTIFICATIONS_LEASE_SECONDS ({self.lease_seconds:g}) must be at least twice "
+                f"NOTIFICATIONS_SMTP_TIMEOUT_SECONDS ({self.smtp_timeout_seconds:g}): a send "
+                "that outlasts its lease may be repeated by another worker"
+            )
+        return self
 
     def backoff_seconds(self, attempts: int) -> float:
         """Wait before the next try after ``attempts`` failed ones: doubling, capped."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from email.message import EmailMessage
 from typing import Protocol
@@ -34,7 +35,11 @@ class ConsoleTransport:
 
 
 class SMTPTransport:
-    """Sends through an SMTP server with aiosmtplib (one connection per message)."""
+    """Sends through an SMTP server with aiosmtplib (one connection per message).
+
+    ``smtp_timeout_seconds`` bounds the whole conversation (aiosmtplib's own timeout
+    applies per command), so a send never outlasts the worker's lease on the message.
+    """
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
@@ -42,18 +47,19 @@ class SMTPTransport:
     async def send(self, email: EmailMessage, *, sender: str, recipient: str) -> None:
         settings = self.settings
         password = settings.smtp_password.get_secret_value()
-        await aiosmtplib.send(
-            email,
-            sender=sender,
-            recipients=[recipient],  # the envelope: never taken from headers
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username or None,
-            password=password if settings.smtp_username else None,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=settings.smtp_timeout_seconds,
-        )
+        async with asyncio.timeout(settings.smtp_timeout_seconds):
+            await aiosmtplib.send(
+                email,
+                sender=sender,
+                recipients=[recipient],  # the envelope: never taken from headers
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username or None,
+                password=password if settings.smtp_username else None,
+                use_tls=settings.smtp_tls == "tls",
+                start_tls=settings.smtp_tls == "starttls",
+                timeout=settings.smtp_timeout_seconds,
+            )
 
 
 def transport_from_settings(settings: NotificationsSettings) -> Transport:

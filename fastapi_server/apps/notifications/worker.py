@@ -9,13 +9,17 @@ Any number of workers may run at once. Each loop:
 1. claims a batch of due rows in a short transaction (``SELECT ... FOR UPDATE SKIP
    LOCKED``: rows another worker is claiming are skipped, never shared), marks them
    ``sending`` with a lease (``next_attempt_on = now() + lease``), and commits;
-2. sends each message outside any transaction;
+2. sends each message outside any transaction, right after renewing (fenced, below) the
+   lease on it and on the rest of the batch, so a batch may take longer than one lease;
+   a message some other worker has taken over meanwhile is skipped;
 3. records the outcome in another short transaction: ``sent``, or ``pending`` again
    with exponential backoff, or ``failed`` after ``NOTIFICATIONS_MAX_ATTEMPTS``.
 
 A worker that dies mid-batch leaves rows in ``sending``; once their lease runs out any
 worker claims them again. ``attempts`` grows at every claim and fences the outcome
-updates, so a worker whose lease was taken over changes nothing. The worker sleeps until
+updates, so a worker whose lease was taken over changes nothing. A send is bounded by
+``NOTIFICATIONS_SMTP_TIMEOUT_SECONDS`` and the lease must be at least twice that (the
+settings refuse less), so the lease renewed before a send outlives it. The worker sleeps until
 a ``NOTIFY`` (sent by ``enqueue``, delivered on commit), the next due row, or the poll
 interval, whichever comes first. SIGTERM/SIGINT: finish the message being sent, hand
 the rest of the batch back, exit 0.
@@ -134,12 +138,26 @@ class DeliveryWorker:
                 batch = await core.claim_due(dbs, self.settings, self.name)
             if not batch:
                 break
-            for index, message in enumerate(batch):
-                if self.stopping:
-                    await self._release(batch[index:])
-                    return tried
-                await self._deliver(message)
-                tried += 1
+            tried += await self._deliver_batch(batch)
+        return tried
+
+    async def _deliver_batch(self, batch: Sequence[ClaimedMessage]) -> int:
+        """Send ``batch`` in order, renewing the lease on the rest before each send."""
+        tried = 0
+        waiting = list(batch)
+        while waiting:
+            if self.stopping:
+                await self._release(waiting)
+                break
+            async with self._transaction() as dbs:
+                still_ours = await core.renew_leases(dbs, self.settings, self.name, waiting)
+            for lost in set(waiting) - set(still_ours):
+                logger.warning("email %s: taken over by another worker; not sending", lost.id)
+            if not still_ours:
+                break
+            message, *waiting = still_ours
+            await self._deliver(message)
+            tried += 1
         return tried
 
     @contextlib.asynccontextmanager

@@ -55,16 +55,48 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+class _SlowHandler(_Handler):
+    """Answers MAIL, RCPT and DATA only after ``delay`` seconds each (a sluggish server)."""
+
+    def __init__(self, catcher: SMTPCatcher, delay: float) -> None:
+        super().__init__(catcher)
+        self.delay = delay
+
+    async def handle_MAIL(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        await asyncio.sleep(self.delay)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class SMTPCatcher:
     """An in-process SMTP server on a free port that keeps what it receives.
 
     ``stop()`` closes the port (senders get "connection refused"); ``start()`` opens the
-    same port again. ``messages`` and ``envelopes`` survive a restart.
+    same port again. ``messages`` and ``envelopes`` survive a restart. With
+    ``reply_delay_seconds``, MAIL, RCPT and DATA are each answered that much later.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, reply_delay_seconds: float = 0
+    ) -> None:
         self.host = host
         self.port = port or free_port()
+        self.reply_delay_seconds = reply_delay_seconds
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
         self.lock = threading.Lock()
@@ -72,7 +104,12 @@ class SMTPCatcher:
 
     def start(self) -> SMTPCatcher:
         if self._controller is None:
-            controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+            handler = (
+                _SlowHandler(self, self.reply_delay_seconds)
+                if self.reply_delay_seconds
+                else _Handler(self)
+            )
+            controller = Controller(handler, hostname=self.host, port=self.port)
             controller.start()
             self._controller = controller
         return self

@@ -246,3 +246,107 @@ async def test_standalone_worker_delivers_and_stops_cleanly_on_sigterm(
     assert process.returncode == 0, output
     assert "stopped" in output
     assert "Traceback" not in output
+
+
+class SlowTransport:
+    """Takes ``seconds`` per message (a slow mail server); remembers each Message-ID sent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sent: list[str] = []
+
+    async def send(self, email: EmailMessage, *, sender: str, recipient: str) -> None:
+        await asyncio.sleep(self.seconds)
+        self.sent.append(str(email["Message-ID"]))
+
+
+async def _all_sent(database: Database) -> bool:
+    async with database.transaction() as session:
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM notifications_outbox WHERE status <> 'sent'")
+        )
+    return bool(waiting == 0)
+
+
+async def test_a_batch_that_outlasts_its_lease_is_still_sent_once(
+    committed: Database, start_worker: WorkerFactory
+) -> None:
+    # 8 messages of 0.3 s each in one claimed batch: 2.4 s, far past the 1 s lease.
+    settings = fast_settings(1, lease_seconds=1, smtp_timeout_seconds=0.5, batch_size=8)
+    transport = SlowTransport(0.3)
+    first = start_worker(settings, transport=transport)
+    second = start_worker(settings, transport=transport)
+
+    async def both_listening() -> bool:
+        return first.listening and second.listening
+
+    await wait_until(both_listening, what="both workers to LISTEN")
+    ids = await enqueue_committed(committed, [f"slow{i}@example.com" for i in range(8)])
+
+    async def all_sent() -> bool:
+        return await _all_sent(committed)
+
+    await wait_until(all_sent, within=15, what="every row marked sent")
+    assert sorted(transport.sent) == sorted(f"<{id_}@platform.test>" for id_ in ids)
+
+
+async def test_a_message_taken_over_while_waiting_in_the_batch_is_not_sent(
+    committed: Database, database_url: str
+) -> None:
+    from fastapi_server.apps.notifications.worker import DeliveryWorker
+    from fastapi_server.lib.database_url import to_asyncpg_dsn
+
+    first, taken, third = await enqueue_committed(
+        committed, [f"batch{i}@example.com" for i in range(3)]
+    )
+    sent: list[str] = []
+
+    class TakeOverDuringFirstSend:
+        async def send(self, email: EmailMessage, *, sender: str, recipient: str) -> None:
+            sent.append(recipient)
+            if len(sent) == 1:  # meanwhile another worker re-claims the second message
+                async with committed.transaction() as session:
+                    await session.execute(
+                        text(
+                            "UPDATE notifications_outbox SET attempts = attempts + 1, "
+                            "claimed_by = 'other', next_attempt_on = now() + interval '1 hour' "
+                            "WHERE id = :id"
+                        ),
+                        {"id": taken},
+                    )
+
+    worker = DeliveryWorker(
+        committed,
+        to_asyncpg_dsn(database_url),
+        fast_settings(1),
+        TakeOverDuringFirstSend(),
+        name="w",
+    )
+    assert await worker.deliver_due() == 2
+    assert sent == ["batch0@example.com", "batch2@example.com"]
+    rows = {id_: await outbox_row(committed, id_) for id_ in (first, taken, third)}
+    assert [(row["status"], row["claimed_by"]) for row in rows.values()] == [
+        ("sent", "w"),
+        ("sending", "other"),  # the other worker's to send and record
+        ("sent", "w"),
+    ]
+
+
+def test_lease_must_cover_a_send_twice_over() -> None:
+    with pytest.raises(ValueError, match="NOTIFICATIONS_LEASE_SECONDS"):
+        NotificationsSettings(lease_seconds=20, smtp_timeout_seconds=15)
+    assert NotificationsSettings(lease_seconds=30, smtp_timeout_seconds=15).lease_seconds == 30
+
+
+async def test_smtp_send_is_bounded_as_a_whole_by_the_timeout(committed: Database) -> None:
+    """Each SMTP reply within the timeout, the whole conversation past it: a failed attempt."""
+    from fastapi_server.apps.notifications.transports import SMTPTransport
+
+    settings = fast_settings(1, smtp_timeout_seconds=0.5)
+    with SMTPCatcher(reply_delay_seconds=0.3) as slow:
+        transport = SMTPTransport(settings.model_copy(update={"smtp_port": slow.port}))
+        email = EmailMessage()
+        email["Subject"] = "slow"
+        email.set_content("text")
+        with pytest.raises(TimeoutError):
+            await transport.send(email, sender="a@platform.test", recipient="b@example.com")

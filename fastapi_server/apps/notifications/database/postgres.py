@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.notifications.models import CLAIMABLE, OutboxMessage, OutboxStatus
@@ -128,6 +129,29 @@ class NotificationsDB:
             execution_options={"synchronize_session": False},
         )
         return result.first() is not None
+
+    async def renew_leases(
+        self, leases: Sequence[tuple[uuid.UUID, int]], *, worker: str, lease_seconds: float
+    ) -> set[uuid.UUID]:
+        """Extend the leases ``worker`` still holds, given as (id, attempts); the ids renewed.
+
+        A row another worker re-claimed (attempts grew), or that was failed or requeued
+        meanwhile, is left alone: its id is missing from the result.
+        """
+        if not leases:
+            return set()
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(leases),
+                OutboxMessage.status == _SENDING,
+                OutboxMessage.claimed_by == worker,
+            )
+            .values(next_attempt_on=func.now() + _seconds(lease_seconds))
+            .returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
+        )
+        return set(result.scalars())
 
     async def mark_sent(self, message_id: uuid.UUID, attempts: int) -> bool:
         return await self._update_leased(
