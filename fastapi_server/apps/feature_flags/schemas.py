@@ -60,7 +60,11 @@ class FeatureFlagUpdate(BaseModel):
 
 
 class FeatureFlagRead(BaseModel):
-    """A flag as stored, with its targeting and audit fields."""
+    """A flag as anyone may read it: its values, targeting and timestamps.
+
+    No actors: ``created_by``/``updated_by`` are superusers' emails, shown only to
+    superusers (``FeatureFlagAdminRead``, the history).
+    """
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -70,10 +74,15 @@ class FeatureFlagRead(BaseModel):
     is_active: bool
     user_ids: list[uuid.UUID]
     rollout_percentage: int
-    created_by: str
-    updated_by: str
     created_on: datetime
     updated_on: datetime
+
+
+class FeatureFlagAdminRead(FeatureFlagRead):
+    """A flag with who created it and who changed it last (superusers only)."""
+
+    created_by: str
+    updated_by: str
 
 
 class FeatureFlagHistoryRead(BaseModel):

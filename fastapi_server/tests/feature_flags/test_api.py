@@ -15,6 +15,7 @@ from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 NEW_FLAG = {"codename": "FF_NEW_CHECKOUT", "label": "New checkout", "description": "Beta."}
+ACTORS = {"created_by", "updated_by"}  # superusers' emails: never in the public view
 
 
 async def _create(
@@ -49,8 +50,6 @@ async def test_list_is_open_to_anyone_and_ordered_by_codename(
         "is_active": False,
         "user_ids": [],
         "rollout_percentage": 100,
-        "created_by": "postgres",
-        "updated_by": "postgres",
         "created_on": None,
         "updated_on": None,
     }
@@ -104,7 +103,27 @@ async def test_create_defaults_to_off_and_records_the_admin(
     assert flag["rollout_percentage"] == 100
     assert flag["user_ids"] == []
     assert flag["created_by"] == flag["updated_by"] == admin.email
-    assert (await client.get("/feature-flags/FF_NEW_CHECKOUT")).json() == flag
+    public = {key: value for key, value in flag.items() if key not in ACTORS}
+    assert (await client.get("/feature-flags/FF_NEW_CHECKOUT")).json() == public
+
+
+async def test_anonymous_reads_do_not_show_who_changed_a_flag(
+    client: httpx.AsyncClient, admin: User, admin_headers: dict[str, str]
+) -> None:
+    await _create(client, admin_headers)
+    await client.post("/feature-flags/FF_NEW_CHECKOUT/toggle", headers=admin_headers)
+    for path in ("/feature-flags", "/feature-flags/FF_NEW_CHECKOUT"):
+        for headers in ({}, admin_headers):  # the same public view, whoever asks
+            response = await client.get(path, headers=headers)
+            assert response.status_code == 200
+            assert admin.email not in response.text, path
+            body = response.json()
+            flags = body if isinstance(body, list) else [body]
+            assert "FF_NEW_CHECKOUT" in {flag["codename"] for flag in flags}
+            assert all(ACTORS.isdisjoint(flag) for flag in flags), path
+    # Superusers still see who did what, in the history.
+    history = await client.get("/feature-flags/FF_NEW_CHECKOUT/history", headers=admin_headers)
+    assert {row["actor"] for row in history.json()} == {admin.email}
 
 
 async def test_create_with_targeting(

@@ -104,6 +104,7 @@ async def test_history_shows_api_script_and_raw_sql_changes_with_their_actors(
         ("updated", script_actor()),
         ("created", committed_admin.email),
     ]
-    flag = (await committed_client.get("/feature-flags/FF_AUDITED")).json()
+    flag = await _flag(engine, "FF_AUDITED")
+    assert flag is not None
     assert flag["created_by"] == committed_admin.email
     assert flag["updated_by"] == "postgres"

@@ -11,6 +11,7 @@ from fastapi_server.apps.feature_flags.entitlements import FlagAdmin, FlagReader
 from fastapi_server.apps.feature_flags.schemas import (
     CODENAME_RULE,
     Codename,
+    FeatureFlagAdminRead,
     FeatureFlagCreate,
     FeatureFlagHistoryRead,
     FeatureFlagRead,
@@ -36,7 +37,8 @@ ADMIN_ONLY: Responses = {401: _error("NOT_AUTHENTICATED"), 403: _error("NOT_SUPE
 
 @router.get("", response_model=list[FeatureFlagRead])
 async def list_flags(dbs: DBs) -> list[FeatureFlagRead]:
-    """Every flag with its targeting, ordered by codename."""
+    """Every flag with its targeting, ordered by codename. Open to anyone, so without
+    who changed it (superusers find that in the history)."""
     return [FeatureFlagRead.model_validate(flag) for flag in await core.list_flags(dbs)]
 
 
@@ -51,39 +53,46 @@ async def evaluate(user: FlagReader) -> dict[str, bool]:
 
 @router.get("/{codename}", response_model=FeatureFlagRead, responses=NOT_FOUND)
 async def get_flag(codename: CodenamePath, dbs: DBs) -> FeatureFlagRead:
-    """One flag."""
+    """One flag (open to anyone, like the list)."""
     return FeatureFlagRead.model_validate(await core.get_flag(dbs, codename))
 
 
 @router.post(
     "",
     status_code=201,
-    response_model=FeatureFlagRead,
+    response_model=FeatureFlagAdminRead,
     responses={**ADMIN_ONLY, 409: _error("FEATURE_FLAG_ALREADY_EXISTS")},
 )
-async def create_flag(flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs) -> FeatureFlagRead:
-    """Create a flag (off unless `is_active` is true). Superusers only."""
+async def create_flag(
+    flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs
+) -> FeatureFlagAdminRead:
+    """Create a flag (off unless `is_active` is true). Superusers only; the answer
+    includes `created_by`/`updated_by`."""
     flag = await core.create_flag(dbs, flag_in, actor=admin.email)
-    return FeatureFlagRead.model_validate(flag)
+    return FeatureFlagAdminRead.model_validate(flag)
 
 
-@router.patch("/{codename}", response_model=FeatureFlagRead, responses={**ADMIN_ONLY, **NOT_FOUND})
+@router.patch(
+    "/{codename}", response_model=FeatureFlagAdminRead, responses={**ADMIN_ONLY, **NOT_FOUND}
+)
 async def update_flag(
     codename: CodenamePath, flag_in: FeatureFlagUpdate, admin: FlagAdmin, dbs: DBs
-) -> FeatureFlagRead:
+) -> FeatureFlagAdminRead:
     """Change the label, description, `is_active` or targeting (`user_ids`,
     `rollout_percentage`); fields left out keep their value. Superusers only."""
     flag = await core.update_flag(dbs, codename, flag_in, actor=admin.email)
-    return FeatureFlagRead.model_validate(flag)
+    return FeatureFlagAdminRead.model_validate(flag)
 
 
 @router.post(
-    "/{codename}/toggle", response_model=FeatureFlagRead, responses={**ADMIN_ONLY, **NOT_FOUND}
+    "/{codename}/toggle",
+    response_model=FeatureFlagAdminRead,
+    responses={**ADMIN_ONLY, **NOT_FOUND},
 )
-async def toggle_flag(codename: CodenamePath, admin: FlagAdmin, dbs: DBs) -> FeatureFlagRead:
+async def toggle_flag(codename: CodenamePath, admin: FlagAdmin, dbs: DBs) -> FeatureFlagAdminRead:
     """Flip `is_active` and return the flag. Superusers only."""
     flag = await core.toggle_flag(dbs, codename, actor=admin.email)
-    return FeatureFlagRead.model_validate(flag)
+    return FeatureFlagAdminRead.model_validate(flag)
 
 
 @router.delete(
