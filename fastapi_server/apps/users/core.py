@@ -249,6 +249,7 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
     log["user_id"] = str(user.id)
     now = await dbs.users.now()
     if user.locked_until is not None and user.locked_until > now:
+        await passwords.burn_a_verify(password)  # answers no faster than an attempt would
         retry_after = math.ceil((user.locked_until - now).total_seconds())
         logger.warning("login refused", extra={**log, "reason": "locked"})
         raise LoginUserLocked(retry_after=retry_after)

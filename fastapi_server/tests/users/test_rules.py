@@ -183,6 +183,28 @@ async def test_unknown_email_answers_like_a_wrong_password_after_the_same_work(
     assert unknown.json() == wrong.json()
 
 
+async def test_a_locked_account_answers_after_the_same_work(
+    client: httpx.AsyncClient, ada: User, dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await dbs.session.execute(
+        text("UPDATE users SET locked_until = now() + interval '1 hour' WHERE id = :id"),
+        {"id": ada.id},
+    )
+    await dbs.session.commit()
+    verified: list[str] = []
+    real_verify = passwords.verify_password_sync
+
+    def counting_verify(password: str, hashed: str) -> tuple[bool, str | None]:
+        verified.append(hashed)
+        return real_verify(password, hashed)
+
+    monkeypatch.setattr(passwords, "verify_password_sync", counting_verify)
+    locked = await login(client, "ada@example.org")
+    assert locked.status_code == 429
+    assert detail(locked)["code"] == "LOGIN_USER_LOCKED"
+    assert verified == [passwords.dummy_hash()]  # as long as a real verify, told nothing
+
+
 async def test_five_failures_lock_the_account_and_the_lock_doubles(
     client: httpx.AsyncClient, ada: User, dbs: Databases
 ) -> None:
