@@ -64,6 +64,12 @@ async def test_two_workers_deliver_each_message_exactly_once(
         ).all()
     assert [tuple(row) for row in rows] == [("sent", 1, 50)]
     assert len(smtp.messages) == 50
+    # Both took part: exactly-once must hold while they compete, not because one idled.
+    async with committed.transaction() as session:
+        claimers = await session.scalar(
+            text("SELECT count(DISTINCT claimed_by) FROM notifications_outbox")
+        )
+    assert claimers == 2
 
 
 async def test_message_that_always_fails_ends_failed_after_max_attempts(
