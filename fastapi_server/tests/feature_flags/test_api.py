@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fastapi_server.apps.users import tokens
 from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.tokens import TokenKind
 from fastapi_server.resources.database.databases import Databases
+from fastapi_server.resources.database.postgres import get_db_session
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 NEW_FLAG = {"codename": "FF_NEW_CHECKOUT", "label": "New checkout", "description": "Beta."}
@@ -299,8 +305,46 @@ async def test_history_of_an_unknown_flag_is_404(
     assert response.json()["detail"]["code"] == "FEATURE_FLAG_NOT_FOUND"
 
 
-async def test_evaluate_rejects_a_bad_token(client: httpx.AsyncClient) -> None:
-    response = await client.get(
-        "/feature-flags/evaluate", headers={"Authorization": "Bearer not-a-token"}
-    )
+def _token(kind: TokenKind, *, issued_ago: timedelta = timedelta(0)) -> str:
+    """A well-signed token of ``kind`` for a user who does not exist."""
+    now = datetime.now(UTC) - issued_ago
+    return tokens.encode(kind, uuid.uuid4(), {"email": "x@example.org", "ver": 0}, now=now).token
+
+
+BAD_AUTHORIZATIONS: dict[str, Callable[[], str]] = {
+    "malformed": lambda: "Bearer not-a-token",
+    "expired": lambda: f"Bearer {_token(TokenKind.ACCESS, issued_ago=timedelta(days=30))}",
+    "refresh-token": lambda: f"Bearer {_token(TokenKind.REFRESH)}",
+    "verification-token": lambda: f"Bearer {_token(TokenKind.VERIFICATION)}",
+    "not-bearer": lambda: "Basic dXNlcjpwYXNz",
+}
+
+
+@pytest.mark.parametrize("kind", BAD_AUTHORIZATIONS)
+async def test_evaluate_rejects_a_bad_token(client: httpx.AsyncClient, kind: str) -> None:
+    headers = {"Authorization": BAD_AUTHORIZATIONS[kind]()}
+    response = await client.get("/feature-flags/evaluate", headers=headers)
     assert response.status_code == 401
+    assert response.json()["detail"]["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_evaluate_does_no_database_work(app: FastAPI) -> None:
+    sessions: list[str] = []
+
+    async def counted_session(request: Request) -> AsyncIterator[AsyncSession]:
+        sessions.append(request.url.path)
+        async for session in get_db_session(request):
+            yield session
+
+    app.dependency_overrides[get_db_session] = counted_session
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        anonymous = await http.get("/feature-flags/evaluate")
+        # A valid token of a user the database does not know: answered from the token.
+        token = {"Authorization": f"Bearer {_token(TokenKind.ACCESS)}"}
+        signed_in = await http.get("/feature-flags/evaluate", headers=token)
+        assert anonymous.status_code == signed_in.status_code == 200
+        assert signed_in.json()["FF_ENABLE_REGISTRATION"] is True
+        assert sessions == []
+        assert (await http.get("/feature-flags")).status_code == 200
+        assert sessions == ["/feature-flags"]  # the probe sees a request that does query

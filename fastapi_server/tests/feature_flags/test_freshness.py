@@ -134,7 +134,8 @@ async def test_evaluate_answers_for_the_caller(
         "FF_LISTED": False,
         "FF_HALF": False,  # anonymous callers only see 100% rollouts
     }
-    mine = await committed_client.get("/feature-flags/evaluate", headers=auth_headers(user))
+    headers = auth_headers(user)
+    mine = await committed_client.get("/feature-flags/evaluate", headers=headers)
     assert mine.json() == {
         REGISTRATION: True,
         "FF_ALL": True,
@@ -142,6 +143,13 @@ async def test_evaluate_answers_for_the_caller(
         "FF_LISTED": True,
         "FF_HALF": bucket("FF_HALF", user.id) < 50,
     }
+
+    # The caller comes from the token alone (no database work): a token whose user was
+    # deleted meanwhile still reads that user's values until it expires (documented).
+    await _sql(clean_database, "DELETE FROM users WHERE id = $1", user.id)
+    after_deletion = await committed_client.get("/feature-flags/evaluate", headers=headers)
+    assert after_deletion.status_code == 200
+    assert after_deletion.json() == mine.json()
 
 
 async def test_reconnects_when_the_listening_connection_is_killed(
