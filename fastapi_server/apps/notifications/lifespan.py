@@ -14,6 +14,7 @@ from fastapi_server.apps.notifications.settings import (
     NotificationsSettings,
     get_notifications_settings,
 )
+from fastapi_server.apps.notifications.transports import check_transport
 from fastapi_server.apps.notifications.worker import DeliveryWorker, worker_name
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_asyncpg_dsn
@@ -31,6 +32,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     ``app.state.notifications_settings``, when set before start-up, replaces the
     environment's settings (tests point the worker at their SMTP server this way).
+    Refuses to start a worker with the console transport in production
+    (``check_transport``).
     """
     settings: NotificationsSettings = (
         getattr(app.state, "notifications_settings", None) or get_notifications_settings()
@@ -39,6 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not settings.worker_in_process or not platform.database_url:
         yield
         return
+    check_transport(platform.env, settings)
     database: Database = app.state.database
     worker = DeliveryWorker(
         database, to_asyncpg_dsn(platform.database_url), settings, name=worker_name("api")

@@ -22,6 +22,11 @@ class NotificationsSettings(BaseSettings):
         default="console",
         description="console logs each message (development); smtp sends it.",
     )
+    allow_console_in_production: bool = Field(
+        default=False,
+        description="Let a worker start with ENV=production and the console transport "
+        "(which writes verification codes and reset links to the logs).",
+    )
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str = ""

@@ -14,6 +14,27 @@ from fastapi_server.apps.notifications.settings import NotificationsSettings
 logger = logging.getLogger(__name__)
 
 
+class ConsoleTransportInProduction(RuntimeError):
+    """A production worker would write every email (codes, reset links) to the logs."""
+
+
+def check_transport(env: str, settings: NotificationsSettings) -> None:
+    """Refuse the console transport in production unless explicitly allowed."""
+    if env == "production" and settings.transport == "console":
+        if not settings.allow_console_in_production:
+            raise ConsoleTransportInProduction(
+                "refusing to start a delivery worker with ENV=production and "
+                "NOTIFICATIONS_TRANSPORT=console: every email, verification codes and "
+                "password reset links included, would be written to the logs and none "
+                "sent. Set NOTIFICATIONS_TRANSPORT=smtp and NOTIFICATIONS_SMTP_*, or "
+                "NOTIFICATIONS_ALLOW_CONSOLE_IN_PRODUCTION=true if that is really wanted"
+            )
+        logger.warning(
+            "ENV=production with NOTIFICATIONS_TRANSPORT=console "
+            "(NOTIFICATIONS_ALLOW_CONSOLE_IN_PRODUCTION): emails go to the logs, not to people"
+        )
+
+
 class Transport(Protocol):
     """Sends one message to one recipient; raises on any failure (the worker retries)."""
 

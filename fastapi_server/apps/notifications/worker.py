@@ -37,6 +37,8 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Sequence
 
+from pydantic import ValidationError
+
 from fastapi_server.apps.notifications import core
 from fastapi_server.apps.notifications.database.listener import OutboxListener
 from fastapi_server.apps.notifications.messages import build_email
@@ -46,8 +48,12 @@ from fastapi_server.apps.notifications.settings import (
     NotificationsSettings,
     get_notifications_settings,
 )
-from fastapi_server.apps.notifications.transports import Transport, transport_from_settings
-from fastapi_server.config import Settings, get_settings
+from fastapi_server.apps.notifications.transports import (
+    Transport,
+    check_transport,
+    transport_from_settings,
+)
+from fastapi_server.config import Settings, describe_settings_error, get_settings
 from fastapi_server.lib.database_url import to_asyncpg_dsn
 from fastapi_server.lib.logging import configure_logging
 from fastapi_server.resources.database.databases import Databases
@@ -239,9 +245,10 @@ async def serve(url: str, settings: NotificationsSettings | None = None) -> None
 
 def main() -> None:
     """Entry point: DATABASE_URL, else the local embedded server (development)."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.effective_log_format)
     try:
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.effective_log_format)
+        check_transport(settings.env, get_notifications_settings())
         if settings.database_url:
             asyncio.run(serve(settings.database_url))
         else:
@@ -251,6 +258,9 @@ def main() -> None:
                 asyncio.run(serve(url))
     except KeyboardInterrupt:
         pass
+    except ValidationError as exc:  # a bad setting: name it, in one line
+        print(f"error: {describe_settings_error(exc)}", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)

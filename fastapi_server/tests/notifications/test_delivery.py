@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fastapi_server.apps.notifications.lifespan import lifespan as notifications_lifespan
 from fastapi_server.apps.notifications.settings import NotificationsSettings
-from fastapi_server.config import Settings
+from fastapi_server.apps.notifications.transports import ConsoleTransportInProduction
+from fastapi_server.config import Settings, get_settings
 from fastapi_server.main import create_app
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.tests.helpers.mail import SMTPCatcher, html_body, text_body
@@ -103,3 +107,31 @@ async def test_in_process_worker_can_be_turned_off(
     )
     async with application.router.lifespan_context(application):
         assert not hasattr(application.state, "notifications_worker")
+
+
+async def _start_notifications(
+    env: str, settings: NotificationsSettings, engine: AsyncEngine
+) -> bool:
+    """Run the notifications lifespan alone; True if its worker started."""
+    application = FastAPI()
+    application.state.settings = get_settings().model_copy(update={"env": env})
+    application.state.notifications_settings = settings
+    application.state.database = Database(engine)
+    async with notifications_lifespan(application):
+        return hasattr(application.state, "notifications_worker")
+
+
+async def test_production_refuses_a_worker_that_would_log_emails(
+    notifications_settings: NotificationsSettings, engine: AsyncEngine
+) -> None:
+    console = notifications_settings.model_copy(update={"transport": "console"})
+    with pytest.raises(ConsoleTransportInProduction, match="NOTIFICATIONS_TRANSPORT=console"):
+        await _start_notifications("production", console, engine)
+
+    assert await _start_notifications("development", console, engine)
+    assert await _start_notifications("production", notifications_settings, engine)  # smtp
+    allowed = console.model_copy(update={"allow_console_in_production": True})
+    assert await _start_notifications("production", allowed, engine)
+    # An API that only queues (the worker runs apart) logs no email: it may start.
+    queue_only = console.model_copy(update={"worker_in_process": False})
+    assert not await _start_notifications("production", queue_only, engine)

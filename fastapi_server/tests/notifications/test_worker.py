@@ -356,3 +356,39 @@ async def test_smtp_send_is_bounded_as_a_whole_by_the_timeout(committed: Databas
         email.set_content("text")
         with pytest.raises(TimeoutError):
             await transport.send(email, sender="a@platform.test", recipient="b@example.com")
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"NOTIFICATIONS_TRANSPORT": "console"}, "NOTIFICATIONS_TRANSPORT=console"),
+        (
+            {"NOTIFICATIONS_LEASE_SECONDS": "10", "NOTIFICATIONS_SMTP_TIMEOUT_SECONDS": "15"},
+            "NOTIFICATIONS_LEASE_SECONDS (10) must be at least twice",
+        ),
+    ],
+)
+async def test_standalone_worker_refuses_a_bad_configuration_in_one_line(
+    variables: dict[str, str], expected: str
+) -> None:
+    env = {**os.environ, "ENV": "production", "LOG_FORMAT": "text", **variables}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fastapi_server.apps.notifications.worker",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    except TimeoutError:  # it started instead of refusing
+        process.kill()
+        await process.communicate()
+        raise
+    assert process.returncode == 1
+    [line] = stderr.decode().splitlines()
+    assert line.startswith("error: ")
+    assert expected in line
+    assert stdout == b""
