@@ -13,11 +13,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from fastapi_server.apps.notifications.settings import NotificationsSettings
 from fastapi_server.apps.users import core, passwords, tokens
 from fastapi_server.apps.users.entitlements import OptionalUser
 from fastapi_server.apps.users.lifespan import InsecureSecrets
 from fastapi_server.apps.users.models import User
-from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.apps.users.settings import DEV_SECRET, get_users_settings
 from fastapi_server.apps.users.tokens import TokenKind
 from fastapi_server.config import Settings
 from fastapi_server.main import create_app
@@ -135,27 +136,44 @@ async def test_optional_user_is_none_without_a_header_and_401_with_a_bad_one(
     assert basic.status_code == 401
 
 
-async def test_production_refuses_to_start_with_placeholder_secrets(
+SECRET_NAMES = ("JWT_SECRET", "VERIFICATION_TOKEN_SECRET", "RESET_PASSWORD_TOKEN_SECRET")
+REAL_SECRETS = {name: f"{name.lower()}-{'r' * 40}" for name in SECRET_NAMES}
+
+
+def _production_app(settings: Settings) -> FastAPI:
+    app = create_app(settings.model_copy(update={"env": "production"}))
+    # About the users secrets only: no email worker (it has production checks of its own).
+    app.state.notifications_settings = NotificationsSettings(worker_in_process=False)
+    return app
+
+
+async def _refusal(settings: Settings) -> str:
+    app = _production_app(settings)
+    with pytest.raises(InsecureSecrets) as refused:
+        async with app.router.lifespan_context(app):
+            pass
+    return str(refused.value)
+
+
+def _named(message: str) -> list[str]:
+    return [name for name in SECRET_NAMES if f"USERS_{name}" in message]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+@pytest.mark.parametrize("value", ["", "too-short-0123456789", "changeme", DEV_SECRET])
+async def test_production_refuses_to_start_with_each_placeholder_secret(
+    settings: Settings, users_env: UsersEnv, name: str, value: str
+) -> None:
+    users_env(**{**REAL_SECRETS, name: value})
+    assert _named(await _refusal(settings)) == [name]
+
+
+async def test_production_names_every_secret_left_at_its_default(
     settings: Settings, users_env: UsersEnv
 ) -> None:
-    production = settings.model_copy(update={"env": "production"})
-    for secrets in (
-        {},  # the development defaults
-        {"JWT_SECRET": "", "VERIFICATION_TOKEN_SECRET": "x" * 48},
-        {"JWT_SECRET": "changeme", "RESET_PASSWORD_TOKEN_SECRET": "y" * 48},
-    ):
-        users_env(**secrets)
-        app = create_app(production)
-        with pytest.raises(InsecureSecrets, match="USERS_JWT_SECRET"):
-            async with app.router.lifespan_context(app):
-                pass
-
-    users_env(
-        JWT_SECRET="a" * 40 + "1",
-        VERIFICATION_TOKEN_SECRET="b" * 40 + "2",
-        RESET_PASSWORD_TOKEN_SECRET="c" * 40 + "3",
-    )
-    app = create_app(production)
+    assert _named(await _refusal(settings)) == list(SECRET_NAMES)
+    users_env(**REAL_SECRETS)
+    app = _production_app(settings)
     async with app.router.lifespan_context(app):
         pass  # starts
 
