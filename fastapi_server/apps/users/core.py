@@ -380,7 +380,7 @@ async def user_from_access_token(dbs: Databases, token: str) -> User:
 async def logout(dbs: Databases, user: User) -> None:
     """End every session of the user: refresh tokens revoked, access tokens outdated."""
     await dbs.users.revoke_user_refresh_tokens(user.id)
-    await dbs.users.save(user, token_version=user.token_version + 1)
+    await dbs.users.bump_token_version(user)
     logger.info("user logged out", extra={"user_id": str(user.id)})
 
 
@@ -440,11 +440,11 @@ async def _set_password(dbs: Databases, user: User, password: str, **changes: An
     await dbs.users.save(
         user,
         hashed_password=await passwords.hash_password(password),
-        token_version=user.token_version + 1,
         login_failed_count=0,
         locked_until=None,
         **changes,
     )
+    await dbs.users.bump_token_version(user)
     await dbs.users.revoke_user_refresh_tokens(user.id)
     await _send(dbs, "password_changed", user, {"first_name": user.first_name})
 

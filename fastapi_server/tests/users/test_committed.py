@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from fastapi_server.apps.feature_flags import core as flags
 from fastapi_server.apps.feature_flags.schemas import FeatureFlagUpdate
 from fastapi_server.apps.notifications.settings import NotificationsSettings
+from fastapi_server.apps.users import core
+from fastapi_server.apps.users.errors import NotAuthenticated
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.config import Settings
 from fastapi_server.main import create_app
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database
-from fastapi_server.tests.helpers.users import auth_headers, make_user
+from fastapi_server.tests.helpers.users import STRONG_PASSWORD, auth_headers, make_user
 from fastapi_server.tests.users.conftest import UsersEnv
 from fastapi_server.tests.users.flows import detail, login, register, tokens_for
 
@@ -120,6 +122,27 @@ async def test_concurrent_wrong_passwords_get_no_more_tries_than_the_lockout_all
             text("SELECT login_failed_count FROM users WHERE email = 'ada@example.org'")
         )
     assert failures == allowed
+
+
+async def test_a_login_that_slips_in_before_a_logout_writes_is_logged_out_too(
+    engine: AsyncEngine, clean_database: str
+) -> None:
+    database = Database(engine)
+    async with database.transaction() as session:
+        ada = await make_user(Databases(session), email="ada@example.org")
+    token = core.access_token(ada).token
+    async with database.transaction() as slow:
+        caller = await core.user_from_access_token(Databases(slow), token)
+        # Meanwhile another device logs out, and a login starts a new session.
+        async with database.transaction() as session:
+            other_device = await core.user_from_access_token(Databases(session), token)
+            await core.logout(Databases(session), other_device)
+        async with database.transaction() as session:
+            pair = await core.login(Databases(session), email=ada.email, password=STRONG_PASSWORD)
+        await core.logout(Databases(slow), caller)
+    async with database.transaction() as session:
+        with pytest.raises(NotAuthenticated):
+            await core.user_from_access_token(Databases(session), pair.access_token)
 
 
 # --- registration behind FF_ENABLE_REGISTRATION ----------------------------------------

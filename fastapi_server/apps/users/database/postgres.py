@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fastapi_server.apps.users.models import RefreshToken, User, VerificationCode
 
@@ -91,6 +92,21 @@ class UsersDB:
         """Reload ``user`` (columns set by triggers or other statements)."""
         await self.session.refresh(user)
         return user
+
+    async def bump_token_version(self, user: User) -> int:
+        """``token_version + 1`` in SQL, so a concurrent bump is never lost; ``user`` gets
+        the new value."""
+        statement = (
+            update(User)
+            .where(User.id == user.id)
+            .values(token_version=User.token_version + 1)
+            .returning(User.token_version)
+        )
+        version = int(
+            (await self.session.execute(statement, execution_options=_NO_SYNC)).scalar_one()
+        )
+        set_committed_value(user, "token_version", version)
+        return version
 
     async def record_login_failure(
         self, user_id: uuid.UUID, *, max_failures: int, lockout_seconds: int, cap_seconds: int
