@@ -8,8 +8,9 @@ Example:
     .venv/bin/python scripts/create_feature_flag.py FF_NEW_CHECKOUT --label "New checkout" --active
 
 Uses DATABASE_URL when set, else the local embedded server. Every API process sees the new
-flag within a second. A codename that exists already (or is malformed) prints `error: ...`
-and exits 1 with nothing changed. The history records the actor `script:<os user>`.
+flag within a second. A codename that exists already (or is malformed, or reserved:
+`evaluate`, `.`, `..`) prints `error: ...` and exits 1 with nothing changed. The history
+records the actor `script:<os user>`.
 """
 
 import argparse
@@ -24,7 +25,9 @@ from fastapi_server.apps.feature_flags.schemas import FeatureFlagCreate
 from init.script import ScriptContext, ScriptError, run_script  # E402 is allowed in scripts/
 
 parser = argparse.ArgumentParser(description="Create a feature flag (off unless --active).")
-parser.add_argument("codename", help="letters, digits, '_', '-' or '.'; 1 to 100 characters")
+parser.add_argument(
+    "codename", help="letters, digits, '_', '-' or '.'; 1 to 100 characters; not 'evaluate'"
+)
 parser.add_argument("--label", default="", help="short human name")
 parser.add_argument("--description", default="", help="what the flag does")
 parser.add_argument("--active", action="store_true", help="switch it on for everyone at once")

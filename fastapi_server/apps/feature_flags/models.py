@@ -32,8 +32,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fastapi_server.resources.database.base import AuditMixin, Base
 
 CODENAME_MAX_LENGTH = 100
-# The same rule as schemas.CODENAME_PATTERN, enforced for psql users too.
+# The same rules as schemas.CODENAME_PATTERN and schemas.RESERVED_CODENAMES, enforced
+# for psql users too.
 CODENAME_SQL_PATTERN = "^[A-Za-z0-9_.-]{1,100}$"
+RESERVED_CODENAMES_SQL = "'evaluate', '.', '..'"
 
 
 class FeatureFlag(AuditMixin, Base):
@@ -42,6 +44,9 @@ class FeatureFlag(AuditMixin, Base):
     __tablename__ = "feature_flags"
     __table_args__ = (
         CheckConstraint(f"codename ~ '{CODENAME_SQL_PATTERN}'", name="codename_format"),
+        CheckConstraint(
+            f"codename NOT IN ({RESERVED_CODENAMES_SQL})", name="codename_not_reserved"
+        ),
         CheckConstraint("rollout_percentage BETWEEN 0 AND 100", name="rollout_percentage_range"),
         {
             "comment": (

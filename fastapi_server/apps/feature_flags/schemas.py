@@ -11,12 +11,21 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 CODENAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 CODENAME_RULE = "1 to 100 characters, each a letter, a digit, '_', '-' or '.'"
+# Names that GET /feature-flags/{codename} could never reach: "evaluate" is another
+# endpoint, and clients resolve "." and ".." in URLs. The database refuses them too
+# (models.RESERVED_CODENAMES_SQL).
+RESERVED_CODENAMES = frozenset({"evaluate", ".", ".."})
 
 
 def check_codename(value: str) -> str:
-    """The codename itself, or ValueError saying what a codename may contain."""
+    """The codename itself, or ValueError saying what a codename may be."""
     if not CODENAME_PATTERN.fullmatch(value):
         raise ValueError(f"a codename is {CODENAME_RULE}")
+    if value in RESERVED_CODENAMES:
+        raise ValueError(
+            f"{value!r} is reserved (GET /feature-flags/{value} could not reach such a flag); "
+            "choose another codename"
+        )
     return value
 
 

@@ -204,6 +204,11 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "codename ~ '^[A-Za-z0-9_.-]{1,100}$'", name=op.f("ck_feature_flags_codename_format")
         ),
+        # GET /feature-flags/{codename} cannot reach these (another endpoint; dot segments).
+        sa.CheckConstraint(
+            "codename NOT IN ('evaluate', '.', '..')",
+            name=op.f("ck_feature_flags_codename_not_reserved"),
+        ),
         sa.CheckConstraint(
             "rollout_percentage BETWEEN 0 AND 100",
             name=op.f("ck_feature_flags_rollout_percentage_range"),

@@ -181,6 +181,38 @@ async def test_codename_error_says_what_is_allowed(
     assert "1 to 100 characters, each a letter, a digit, '_', '-' or '.'" in message
 
 
+@pytest.mark.parametrize("codename", ["evaluate", ".", ".."])
+async def test_codenames_the_urls_cannot_reach_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], codename: str
+) -> None:
+    response = await client.post(
+        "/feature-flags", json={"codename": codename}, headers=admin_headers
+    )
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert error["loc"] == ["body", "codename"]
+    assert f"'{codename}' is reserved" in error["msg"]
+    # Other spellings are ordinary codenames, reachable at their own URL.
+    for reachable in ("Evaluate", "evaluate.v2"):
+        await _create(client, admin_headers, codename=reachable)
+        assert (await client.get(f"/feature-flags/{reachable}")).status_code == 200
+
+
+async def test_evaluate_in_the_path_of_a_change_is_a_clear_422(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    for method, path in [
+        ("PATCH", "/feature-flags/evaluate"),
+        ("DELETE", "/feature-flags/evaluate"),
+        ("POST", "/feature-flags/evaluate/toggle"),
+        ("GET", "/feature-flags/evaluate/history"),
+    ]:
+        json = {"is_active": True} if method == "PATCH" else None
+        response = await client.request(method, path, json=json, headers=admin_headers)
+        assert response.status_code == 422, (method, path)
+        assert "'evaluate' is reserved" in response.json()["detail"][0]["msg"]
+
+
 async def test_patch_changes_only_what_is_sent(
     client: httpx.AsyncClient, dbs: Databases, admin_headers: dict[str, str]
 ) -> None:

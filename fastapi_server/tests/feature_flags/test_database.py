@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from fastapi_server.apps.feature_flags.schemas import RESERVED_CODENAMES
 from fastapi_server.lib.database_url import to_asyncpg_dsn
 
 ISSUE_INSERT = (
@@ -123,6 +124,16 @@ async def test_history_is_append_only(psql: asyncpg.Connection[Any]) -> None:
 async def test_checks_refuse_bad_rows(psql: asyncpg.Connection[Any], statement: str) -> None:
     with pytest.raises(asyncpg.CheckViolationError):
         await psql.execute(statement)
+
+
+async def test_the_database_refuses_the_reserved_codenames_too(
+    psql: asyncpg.Connection[Any],
+) -> None:
+    for codename in sorted(RESERVED_CODENAMES):  # the API's list: both must agree
+        with pytest.raises(asyncpg.CheckViolationError) as refused:
+            await psql.execute("INSERT INTO feature_flags (codename) VALUES ($1)", codename)
+        assert refused.value.constraint_name == "ck_feature_flags_codename_not_reserved"
+    await psql.execute("INSERT INTO feature_flags (codename) VALUES ('Evaluate'), ('...')")
 
 
 async def test_changes_notify_the_codename_on_commit(

@@ -51,6 +51,10 @@ async def test_create_is_off_by_default_and_refuses_bad_codenames(
     assert bad.stderr.startswith("error: codename: a codename is 1 to 100 characters")
     assert len(bad.stderr.splitlines()) == 1
     assert await _flag(engine, "bad name") is None
+    reserved = run_script("create_feature_flag.py", "evaluate")
+    assert reserved.returncode == 1
+    assert reserved.stderr.startswith("error: codename: 'evaluate' is reserved")
+    assert await _flag(engine, "evaluate") is None
 
 
 async def test_toggle_prints_the_new_status_and_refuses_unknown_flags(
