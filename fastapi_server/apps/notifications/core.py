@@ -69,7 +69,9 @@ async def enqueue(
     """
     settings = get_notifications_settings()
     address = checked_address(to_email)
-    rendered = render(template, context, _template_defaults(settings))
+    rendered = render(
+        template, context, _template_defaults(settings), settings.subjects.get(template)
+    )
     message = OutboxMessage(
         template=template,
         to_email=address,

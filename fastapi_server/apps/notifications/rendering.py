@@ -2,18 +2,20 @@
 
 Each template is a file pair in ``templates/`` (``<name>.html`` and ``<name>.txt``, both
 extending the shared ``base.html``/``base.txt``) plus one ``EmailTemplate`` line below
-(its subject and the context it needs). HTML is autoescaped; the text part is not.
+(its default subject and the context it needs). HTML is autoescaped; the text part is
+not. ``NOTIFICATIONS_SUBJECTS`` may replace any default subject (``check_subject``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.exceptions import UndefinedError
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, meta, select_autoescape
+from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -21,9 +23,13 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 _HEADER_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]+")
 
 
+# What every template gets besides its own context (see core.enqueue).
+DEFAULT_CONTEXT = ("app_name", "app_url", "login_url", "forgot_password_url")
+
+
 @dataclass(frozen=True)
 class EmailTemplate:
-    """A template's subject (a Jinja string) and the context keys it requires."""
+    """A template's default subject (a Jinja string) and the context keys it requires."""
 
     name: str
     subject: str
@@ -88,20 +94,55 @@ def one_line(value: str, max_length: int = 500) -> str:
     return _HEADER_UNSAFE.sub(" ", value).strip()[:max_length]
 
 
-def render(name: str, context: dict[str, Any], defaults: dict[str, Any]) -> RenderedEmail:
-    """Render template ``name``; ``defaults`` (app_name, app_url, ...) yield to ``context``.
-
-    Unknown template or missing context -> ValueError (a programming error of the caller).
-    """
+def _template(name: str) -> EmailTemplate:
     template = TEMPLATES.get(name)
     if template is None:
         raise ValueError(f"unknown email template {name!r}; known: {sorted(TEMPLATES)}")
+    return template
+
+
+@lru_cache(maxsize=64)
+def _subject_template(source: str) -> Template:
+    return _environment.from_string(source)
+
+
+def check_subject(name: str, subject: str) -> None:
+    """ValueError unless ``subject`` is a Jinja subject template ``name`` can always render.
+
+    It may use only what every message of that template has: its required context and
+    ``DEFAULT_CONTEXT``. Checked when the settings are read, not at the first email.
+    """
+    template = _template(name)
+    if not subject.strip():
+        raise ValueError(f"the subject of {name!r} is empty")
+    try:
+        used = meta.find_undeclared_variables(_environment.parse(subject))
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"the subject of {name!r} is not a valid template: {exc}") from exc
+    unknown = sorted(used - set(template.required) - set(DEFAULT_CONTEXT))
+    if unknown:
+        available = sorted({*template.required, *DEFAULT_CONTEXT})
+        raise ValueError(f"the subject of {name!r} uses {unknown}; it may use {available}")
+
+
+def render(
+    name: str,
+    context: dict[str, Any],
+    defaults: dict[str, Any],
+    subject: str | None = None,
+) -> RenderedEmail:
+    """Render template ``name``; ``defaults`` (app_name, app_url, ...) yield to ``context``.
+
+    ``subject`` (a Jinja string, from settings) replaces the template's default subject.
+    Unknown template or missing context -> ValueError (a programming error of the caller).
+    """
+    template = _template(name)
     missing = [key for key in template.required if key not in context]
     if missing:
         raise ValueError(f"email template {name!r} needs context {missing}")
     values = {**defaults, **context}
     try:
-        subject = _environment.from_string(template.subject).render(values)
+        subject = _subject_template(subject or template.subject).render(values)
         text = _environment.get_template(f"{name}.txt").render(values)
         html = _environment.get_template(f"{name}.html").render(values)
     except UndefinedError as exc:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fastapi_server.apps.notifications.rendering import check_subject
 from fastapi_server.config import ENV_FILE
+from fastapi_server.lib.validation import SafeLine
 
 
 class NotificationsSettings(BaseSettings):
@@ -38,6 +40,11 @@ class NotificationsSettings(BaseSettings):
     from_email: str = "no-reply@example.com"
     from_name: str = "FastAPI platform"
     app_name: str = Field(default="FastAPI platform", description="Shown in subjects and layout.")
+    subjects: dict[str, SafeLine] = Field(
+        default_factory=dict,
+        description="Subject per template, replacing the default: a JSON object such as "
+        '{"welcome": "Welcome aboard, {{ first_name }}"} (Jinja, one line).',
+    )
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
@@ -49,6 +56,13 @@ class NotificationsSettings(BaseSettings):
         description="How long a worker holds a message; renewed right before each send.",
     )
     batch_size: int = Field(default=20, ge=1)
+
+    @field_validator("subjects")
+    @classmethod
+    def _check_subjects(cls, subjects: dict[str, str]) -> dict[str, str]:
+        for name, subject in subjects.items():
+            check_subject(name, subject)
+        return subjects
 
     @model_validator(mode="after")
     def _lease_covers_a_send(self) -> NotificationsSettings:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from fastapi_server.apps.notifications import core
-from fastapi_server.apps.notifications.rendering import TEMPLATES
+from fastapi_server.apps.notifications.rendering import DEFAULT_CONTEXT, TEMPLATES
+from fastapi_server.apps.notifications.settings import (
+    NotificationsSettings,
+    get_notifications_settings,
+)
 from fastapi_server.config import get_settings
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.mail import outbox_for
@@ -162,3 +169,61 @@ async def test_rendering_reads_no_template_file_once_loaded(
             dbs, template="welcome", to_email="ada@example.com", context={"first_name": "Ada"}
         )
     assert checked == []
+
+
+@pytest.fixture
+def notifications_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``notifications_env(SUBJECTS="...")`` sets NOTIFICATIONS_* for this test."""
+
+    def configure(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(f"NOTIFICATIONS_{key}", value)
+        get_notifications_settings.cache_clear()
+
+    yield configure
+    monkeypatch.undo()
+    get_notifications_settings.cache_clear()
+
+
+async def test_subjects_can_be_overridden_from_settings(
+    dbs: Databases, notifications_env: Callable[..., None]
+) -> None:
+    overrides = {"welcome": "Hello {{ first_name }}, welcome to {{ app_name }}!"}
+    notifications_env(SUBJECTS=json.dumps(overrides), APP_NAME="Acme")
+    await core.enqueue(
+        dbs, template="welcome", to_email="ada@example.com", context={"first_name": "Ada"}
+    )
+    await core.enqueue(
+        dbs, template="password_changed", to_email="ada@example.com", context={"first_name": "A"}
+    )
+    welcome, changed = await outbox_for(dbs, "ada@example.com")
+    assert welcome.subject == "Hello Ada, welcome to Acme!"
+    assert changed.subject == "Your Acme password was changed"  # not overridden: the default
+
+
+@pytest.mark.parametrize(
+    ("subjects", "error"),
+    [
+        ({"welcom": "Hi"}, "unknown email template 'welcom'"),
+        ({"welcome": "Your code: {{ code }}"}, "'code'"),  # not in the welcome context
+        ({"welcome": "Hi {{ first_name"}, "welcome"),  # Jinja syntax error
+        ({"welcome": "Hi\r\nBcc: eve@example.com"}, "single line"),
+        ({"welcome": "  "}, "empty"),
+    ],
+)
+def test_bad_subject_overrides_are_refused_at_start(subjects: dict[str, str], error: str) -> None:
+    with pytest.raises(ValidationError, match=error):
+        NotificationsSettings(subjects=subjects)
+
+
+@pytest.mark.parametrize("template", sorted(CONTEXTS))
+async def test_a_subject_may_use_everything_check_subject_allows(
+    dbs: Databases, notifications_env: Callable[..., None], template: str
+) -> None:
+    names = sorted({*TEMPLATES[template].required, *DEFAULT_CONTEXT})
+    subject = " ".join(f"{{{{ {name} }}}}" for name in names)
+    notifications_env(SUBJECTS=json.dumps({template: subject}))
+    context = {key: CONTEXTS[template][key] for key in TEMPLATES[template].required}
+    await core.enqueue(dbs, template=template, to_email="ada@example.com", context=context)
+    [queued] = await outbox_for(dbs, "ada@example.com")
+    assert get_settings().app_url in queued.subject
