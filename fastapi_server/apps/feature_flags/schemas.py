@@ -9,6 +9,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from fastapi_server.lib.validation import SafeLine, SafeStr
+
 CODENAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 CODENAME_RULE = "1 to 100 characters, each a letter, a digit, '_', '-' or '.'"
 # Names that GET /feature-flags/{codename} could never reach: "evaluate" is another
@@ -30,8 +32,10 @@ def check_codename(value: str) -> str:
 
 
 Codename = Annotated[str, AfterValidator(check_codename)]
-Label = Annotated[str, Field(max_length=200, examples=["Enable registration"])]
-Description = Annotated[str, Field(max_length=10_000)]
+# No control characters (PostgreSQL cannot store NUL: a 422 here, not a 500 there);
+# the label is one line, the description may have several.
+Label = Annotated[SafeLine, Field(max_length=200, examples=["Enable registration"])]
+Description = Annotated[SafeStr, Field(max_length=10_000)]
 UserIds = Annotated[list[uuid.UUID], Field(max_length=10_000)]
 RolloutPercentage = Annotated[int, Field(ge=0, le=100)]
 

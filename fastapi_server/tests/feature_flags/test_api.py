@@ -173,6 +173,47 @@ async def test_create_rejects_bad_input_with_422(
     assert response.json()["detail"][0]["loc"][:2] == ["body", field]
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("label", "nul\x00byte", "must not contain control characters"),
+        ("label", "escape \x1b[31m", "must not contain control characters"),
+        ("label", "two\nlines", "must be a single line"),
+        ("description", "nul\x00byte", "must not contain control characters"),
+        ("description", "bell\x07", "must not contain control characters"),
+    ],
+)
+async def test_control_characters_in_label_or_description_are_a_422(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    field: str,
+    value: str,
+    message: str,
+) -> None:
+    created = await client.post(
+        "/feature-flags", json={**NEW_FLAG, field: value}, headers=admin_headers
+    )
+    assert created.status_code == 422
+    assert created.json()["detail"][0]["loc"] == ["body", field]
+    assert message in created.json()["detail"][0]["msg"]
+    await _create(client, admin_headers)
+    patched = await client.patch(
+        "/feature-flags/FF_NEW_CHECKOUT", json={field: value}, headers=admin_headers
+    )
+    assert patched.status_code == 422
+    assert patched.json()["detail"][0]["loc"] == ["body", field]
+    assert (await client.get("/feature-flags/FF_NEW_CHECKOUT")).json()[field] == NEW_FLAG[field]
+
+
+async def test_descriptions_may_have_several_lines_and_tabs(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    text_in = "First line.\r\n\tIndented second line, ünïcödé ✓."
+    flag = await _create(client, admin_headers, description=text_in, label="Ünïcödé ✓")
+    assert flag["description"] == text_in
+    assert flag["label"] == "Ünïcödé ✓"
+
+
 async def test_codename_error_says_what_is_allowed(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:

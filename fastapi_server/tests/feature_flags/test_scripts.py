@@ -55,6 +55,10 @@ async def test_create_is_off_by_default_and_refuses_bad_codenames(
     assert reserved.returncode == 1
     assert reserved.stderr.startswith("error: codename: 'evaluate' is reserved")
     assert await _flag(engine, "evaluate") is None
+    two_lines = run_script("create_feature_flag.py", "FF_LINES", "--label", "one\ntwo")
+    assert two_lines.returncode == 1
+    assert two_lines.stderr == "error: label: must be a single line\n"
+    assert await _flag(engine, "FF_LINES") is None
 
 
 async def test_toggle_prints_the_new_status_and_refuses_unknown_flags(
