@@ -32,6 +32,7 @@ from fastapi_server.apps.users.errors import (
     LoginUserNotVerified,
     NotAuthenticated,
     RefreshTokenInvalid,
+    RegisterInvalidEmail,
     RegisterInvalidPassword,
     ResetPasswordBadToken,
     ResetPasswordInvalidPassword,
@@ -41,7 +42,7 @@ from fastapi_server.apps.users.errors import (
     VerifyBadToken,
     VerifyTooManyRequests,
 )
-from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.models import EMAIL_MAX_LENGTH, User
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.apps.users.tokens import InvalidToken, TokenKind
 from fastapi_server.config import get_settings
@@ -93,15 +94,36 @@ def check_password(password: str, error: type[AppError]) -> None:
 
 
 def normalize_email(email: str) -> str:
-    """A syntactically valid address (domain lowercased), or ``InvalidEmail``."""
+    """A syntactically valid address (domain lowercased), or ``InvalidEmail``.
+
+    The form the API's schemas give (``EmailStr``) and the one stored; lookups take it
+    too, so a domain typed in capitals (even non-ASCII ones) finds its account.
+    """
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InvalidEmail(f"Not a valid email address: {email!r}.") from exc
 
 
+def check_deliverable(email: str, error: type[AppError]) -> None:
+    """Raise ``error`` unless the notifications app can send to ``email``.
+
+    An account whose address cannot get the verification code would be stuck (today:
+    non-ASCII before the @, which needs SMTPUTF8).
+    """
+    try:
+        notifications.checked_address(email)
+    except ValueError as exc:
+        raise error(f"We cannot send email to {email!r}.") from exc
+
+
 async def _send(dbs: Databases, template: str, user: User, context: dict[str, Any]) -> None:
     """Queue an email in the caller's transaction (sent only once it commits)."""
+    try:
+        notifications.checked_address(user.email)
+    except ValueError:  # stored before registration checked it (psql, an import)
+        logger.warning("email not queued: address refused", extra={"user_id": str(user.id)})
+        return
     await notifications.enqueue(
         dbs,
         template=template,
@@ -132,6 +154,7 @@ async def register(
     A verified email answers ``UserAlreadyExists``. Replacing the password of an
     unverified account kills its pending codes (they are bound to the old hash).
     """
+    check_deliverable(email, RegisterInvalidEmail)
     check_password(password, RegisterInvalidPassword)
     if await _verified_user_exists(dbs, email):  # spare the hashing work
         raise UserAlreadyExists()
@@ -240,8 +263,8 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
     attempt is logged (never the password).
     """
     settings = get_users_settings()
-    log = {"email": email}
-    user = await dbs.users.get_by_email(email, for_update=True)
+    log = {"email": email[:EMAIL_MAX_LENGTH]}
+    user = await _user_to_log_in(dbs, email)
     if user is None:
         await passwords.burn_a_verify(password)
         logger.warning("login failed", extra={**log, "reason": "unknown_email"})
@@ -277,6 +300,15 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
     await dbs.users.delete_expired_refresh_tokens(user.id)
     logger.info("login succeeded", extra={**log, "rehashed": new_hash is not None})
     return await _issue_pair(dbs, user, family_id=uuid.uuid4())
+
+
+async def _user_to_log_in(dbs: Databases, email: str) -> User | None:
+    """The user ``email`` names, its row locked; None for an unknown or malformed email."""
+    try:
+        email = normalize_email(email)
+    except InvalidEmail:
+        return None  # not an address at all (a NUL byte...): answered like an unknown one
+    return await dbs.users.get_by_email(email, for_update=True)
 
 
 def access_token(user: User, *, now: datetime | None = None) -> tokens.IssuedToken:
@@ -473,7 +505,7 @@ async def list_users(dbs: Databases, *, page: int, page_size: int) -> tuple[Sequ
 
 async def activate_user(dbs: Databases, email: str) -> User:
     """Re-activate an account and clear its failed logins and lock (ops)."""
-    user = await dbs.users.get_by_email(email, for_update=True)
+    user = await dbs.users.get_by_email(normalize_email(email), for_update=True)
     if user is None:
         raise UserNotFound(f"no user has the email {email}")
     await dbs.users.save(user, is_active=True, login_failed_count=0, locked_until=None)
@@ -483,7 +515,7 @@ async def activate_user(dbs: Databases, email: str) -> User:
 @_hashes
 async def set_password(dbs: Databases, email: str, password: str) -> User:
     """Give an account a new password (policy checked) and re-activate it (ops)."""
-    user = await dbs.users.get_by_email(email, for_update=True)
+    user = await dbs.users.get_by_email(normalize_email(email), for_update=True)
     if user is None:
         raise UserNotFound(f"no user has the email {email}")
     check_password(password, InvalidPassword)
@@ -502,6 +534,7 @@ async def create_superuser(
     """
     check_password(password, InvalidPassword)
     email = normalize_email(email)
+    check_deliverable(email, InvalidEmail)
     user = await dbs.users.get_by_email(email, for_update=True)
     if user is None:
         user = await dbs.users.create(

@@ -37,6 +37,12 @@ class RegisterInvalidPassword(AppError):
     message = "The password does not meet the password policy."
 
 
+class RegisterInvalidEmail(AppError):
+    code = "REGISTER_INVALID_EMAIL"
+    status_code = 400
+    message = "We cannot send email to this address."
+
+
 class VerifyBadToken(KeepsChanges):
     code = "VERIFY_USER_BAD_TOKEN"
     status_code = 400

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from fastapi_server.apps.notifications import core as notifications
 from fastapi_server.apps.users.models import User
 from fastapi_server.apps.users.passwords import verify_password_sync
 from fastapi_server.resources.database.databases import Databases
@@ -188,6 +189,55 @@ async def test_verify_with_a_wrong_code_is_400(
     garbage = await verify(client, "not-a-token", code)
     assert garbage.status_code == 400
     assert detail(garbage)["code"] == "VERIFY_USER_BAD_TOKEN"
+
+
+async def test_a_non_ascii_domain_in_any_case_registers_verifies_and_logs_in(
+    client: httpx.AsyncClient, dbs: Databases, users_env: UsersEnv
+) -> None:
+    users_env(RETURN_VERIFICATION_TOKENS="1")
+    registered = await register(client, "Ada@BÜCHER.example")
+    assert registered.status_code == 201
+    assert registered.json()["email"] == "Ada@bücher.example"  # the domain is lowercased
+    token, code = await request_code(client, "ADA@Bücher.EXAMPLE")
+    [mail] = await outbox_for(dbs, "ada@bücher.example")
+    assert code in mail.body_text
+    assert (await verify(client, token, code)).status_code == 200
+    assert (await login(client, "ada@BÜCHER.example")).status_code == 200
+
+
+async def test_an_email_with_non_ascii_capitals_finds_its_account(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    # PostgreSQL's lower() folds ASCII only under locale C, Python's folds everything:
+    # both sides of the comparison are folded by the database, as in the unique index.
+    user = await make_user(dbs, email="Ünïcode@example.org")  # e.g. imported from psql
+    await dbs.session.commit()
+    assert (await login(client, "Ünïcode@example.org")).status_code == 200
+    assert (await login(client, "ÜNÏCODE@example.org")).status_code == 400  # not ASCII case
+    found = await dbs.users.get_by_email("Ünïcode@EXAMPLE.org")
+    assert found is not None
+    assert found.id == user.id
+    # Email cannot reach it (non-ASCII before the @): the answer stays the same, no 500.
+    forgot = await client.post("/auth/forgot-password", json={"email": "Ünïcode@example.org"})
+    assert forgot.json() == {"token_sent": True}
+    assert await outbox_for(dbs, "Ünïcode@example.org") == []
+
+
+async def test_an_outbox_address_with_non_ascii_capitals_finds_its_messages(
+    dbs: Databases,
+) -> None:
+    context = {"first_name": "Ada"}
+    await notifications.enqueue(
+        dbs, template="password_changed", to_email="Ada@BÜCHER.example", context=context
+    )
+    [mail] = await outbox_for(dbs, "ada@BÜCHER.example")
+    assert mail.template == "password_changed"
+
+
+async def test_register_refuses_an_address_email_cannot_reach(client: httpx.AsyncClient) -> None:
+    response = await register(client, "Ünïcode@example.org")
+    assert response.status_code == 400
+    assert detail(response)["code"] == "REGISTER_INVALID_EMAIL"
 
 
 # --- POST /login and /users/login -----------------------------------------------------

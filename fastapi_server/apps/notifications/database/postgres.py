@@ -45,7 +45,7 @@ class NotificationsDB:
         """Messages to ``to_email`` (case-insensitive), oldest first."""
         query = (
             select(OutboxMessage)
-            .where(func.lower(OutboxMessage.to_email) == to_email.lower())
+            .where(func.lower(OutboxMessage.to_email) == func.lower(to_email))
             .order_by(OutboxMessage.id)
         )
         return list(await self.session.scalars(query))

@@ -40,8 +40,12 @@ class UsersDB:
         )
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
-        """The user whose email matches ignoring case, re-read from the database."""
-        query = select(User).where(func.lower(User.email) == email.lower())
+        """The user whose email matches ignoring case, re-read from the database.
+
+        The database folds both sides (``lower()``, as the unique index does): Python's
+        ``str.lower`` folds more than PostgreSQL's under some locales (C: ASCII only).
+        """
+        query = select(User).where(func.lower(User.email) == func.lower(email))
         if for_update:
             query = query.with_for_update()
         query = query.execution_options(populate_existing=True)
