@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from email.headerregistry import Address
 from typing import Any
 from urllib.parse import urlencode
 
+# Public: other apps check an address with ``notifications.checked_address`` too.
+from fastapi_server.apps.notifications.addresses import checked_address as checked_address
 from fastapi_server.apps.notifications.models import OutboxMessage, OutboxStatus
 from fastapi_server.apps.notifications.rendering import one_line, render
 from fastapi_server.apps.notifications.schemas import ClaimedMessage, RequeueResult
@@ -33,15 +34,6 @@ def app_link(path: str, **query: str) -> str:
     base = get_settings().app_url.rstrip("/")
     link = f"{base}/{path.lstrip('/')}"
     return f"{link}?{urlencode(query)}" if query else link
-
-
-def checked_address(to_email: str) -> str:
-    """``to_email`` if it is one plain address (no name, no CR/LF), else ValueError."""
-    value = to_email.strip()
-    if not value or any(ch in value for ch in '\r\n\t <>,;"') or "@" not in value:
-        raise ValueError(f"not a single plain email address: {to_email!r}")
-    Address(addr_spec=value)  # raises ValueError on anything the email package cannot parse
-    return value
 
 
 def _template_defaults(settings: NotificationsSettings) -> dict[str, Any]:

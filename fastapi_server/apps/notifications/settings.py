@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fastapi_server.apps.notifications.addresses import checked_address
 from fastapi_server.apps.notifications.rendering import check_subject
 from fastapi_server.config import ENV_FILE
 from fastapi_server.lib.validation import SafeLine
@@ -37,9 +38,12 @@ class NotificationsSettings(BaseSettings):
     smtp_timeout_seconds: float = Field(
         default=15.0, gt=0, description="Longest one message may take, connect to accepted."
     )
-    from_email: str = "no-reply@example.com"
-    from_name: str = "FastAPI platform"
-    app_name: str = Field(default="FastAPI platform", description="Shown in subjects and layout.")
+    # Header values: refused at start if they are not one clean line (or one plain address).
+    from_email: Annotated[SafeLine, AfterValidator(checked_address)] = "no-reply@example.com"
+    from_name: SafeLine = "FastAPI platform"
+    app_name: SafeLine = Field(
+        default="FastAPI platform", description="Shown in subjects and layout."
+    )
     subjects: dict[str, SafeLine] = Field(
         default_factory=dict,
         description="Subject per template, replacing the default: a JSON object such as "

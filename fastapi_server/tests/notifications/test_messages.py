@@ -7,10 +7,12 @@ import email.policy
 import uuid
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from fastapi_server.apps.notifications.messages import build_email
 from fastapi_server.apps.notifications.schemas import ClaimedMessage
+from fastapi_server.apps.notifications.settings import NotificationsSettings
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.tests.helpers.mail import SMTPCatcher, text_body
 from fastapi_server.tests.notifications.conftest import (
@@ -87,3 +89,21 @@ async def test_injection_through_the_outbox_reaches_only_the_recipient(
     failed = await outbox_row(committed, bad_address)
     assert failed["attempts"] == 1  # not retried: it can never work
     assert "cannot build the message" in failed["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("from_name", "Platform\r\nBcc: victim@example.com", "single line"),
+        ("from_name", "Platform\x00", "control characters"),
+        ("app_name", "Acme\nX-Evil: 1", "single line"),
+        ("from_email", "no-reply@example.com\r\nBcc: victim@example.com", "single line"),
+        ("from_email", "Platform <no-reply@example.com>", "single plain email address"),
+        ("from_email", "no-reply", "single plain email address"),
+    ],
+)
+def test_sender_and_names_from_settings_are_single_clean_lines(
+    field: str, value: str, error: str
+) -> None:
+    with pytest.raises(ValidationError, match=error):
+        NotificationsSettings.model_validate({field: value})
