@@ -19,11 +19,14 @@ from pathlib import Path
 from weakref import WeakKeyDictionary
 
 from passlib.context import CryptContext
+from passlib.utils import MAX_PASSWORD_SIZE
 
 from fastapi_server.apps.users.settings import UsersSettings, get_users_settings
 
 MAX_LENGTH = 128
 BCRYPT_MAX_BYTES = 72  # what bcrypt (and the old system) ever looked at
+MAX_PASSWORD_BYTES = MAX_PASSWORD_SIZE  # passlib refuses longer (PasswordSizeError)
+_STAND_IN = "stand-in for a password no hash can match"
 _SPECIAL = set(string.punctuation) | {" "}
 
 
@@ -79,11 +82,31 @@ def hash_password_sync(password: str) -> str:
     return hashed
 
 
-def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
-    """``(matches, new_hash)``; ``new_hash`` is set when the stored hash is outdated.
+def _secret_for(scheme: str, password: str) -> str | bytes | None:
+    """What ``scheme`` verifies for ``password``; None when no stored hash can match it.
 
     A bcrypt hash only ever covered the first 72 bytes of the password (bcrypt >= 5
-    raises on longer input), so those bytes are checked; the rehash covers it all.
+    raises on longer input), and bcrypt refuses NUL bytes. passlib refuses passwords
+    over ``MAX_PASSWORD_BYTES``; unpaired surrogates have no UTF-8 form.
+    """
+    try:
+        encoded = password.encode()
+    except UnicodeEncodeError:
+        return None
+    if len(encoded) > MAX_PASSWORD_BYTES:
+        return None
+    if scheme != "bcrypt":
+        return password
+    head = encoded[:BCRYPT_MAX_BYTES]
+    return None if b"\0" in head else head
+
+
+def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
+    """``(matches, new_hash)``; ``new_hash`` is set when the stored hash is outdated
+    (bcrypt, or argon2 with other parameters than the settings').
+
+    A password no hash can match (too long for passlib, a NUL for bcrypt, not UTF-8)
+    does not match after the same work: a stand-in is verified against ``hashed``.
     """
     context = crypt_context()
     try:
@@ -92,12 +115,16 @@ def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
         scheme = None
     if scheme is None:  # not a hash we know (e.g. a value typed into the column by hand)
         return False, None
-    if scheme != "bcrypt":
-        matches, new_hash = context.verify_and_update(password, hashed)
-        return bool(matches), new_hash
-    if not context.verify(password.encode()[:BCRYPT_MAX_BYTES], hashed):
+    secret = _secret_for(scheme, password)
+    if secret is None:
+        context.verify(_STAND_IN, hashed)  # the same work, whatever it answers
         return False, None
-    return True, context.hash(password)
+    if scheme != "bcrypt":
+        matches, new_hash = context.verify_and_update(secret, hashed)
+        return bool(matches), new_hash
+    if not context.verify(secret, hashed):
+        return False, None
+    return True, context.hash(password)  # the whole password, not its first 72 bytes
 
 
 async def hash_password(password: str) -> str:

@@ -8,9 +8,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from fastapi_server.apps.users.models import NAME_MAX_LENGTH
+from fastapi_server.lib.validation import SafeLine
 
+# One line without control characters (a NUL cannot even be stored: 422, not 500);
+# stripped before the lengths are checked.
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
+    SafeLine,
+    StringConstraints(strip_whitespace=True),
+    Field(min_length=1, max_length=NAME_MAX_LENGTH),
 ]
 # The policy (8..128 characters, classes, common list) is checked in core, so the
 # front end gets a reason code; this bound only keeps absurd bodies out.

@@ -525,6 +525,34 @@ async def test_list_users_is_for_superusers_and_paginated(
     assert bad_page.status_code == 422
 
 
+# --- bad input: 4xx, never 500 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Ada\x00", "Ada\x1b[31m", "Ada\nLovelace"])
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+async def test_control_characters_in_names_are_422(
+    client: httpx.AsyncClient, ada: User, field: str, name: str
+) -> None:
+    body = {"email": "grace@example.org", "password": STRONG_PASSWORD, "first_name": "Grace"}
+    body["last_name"] = "Hopper"
+    response = await client.post("/register", json={**body, field: name})
+    assert response.status_code == 422
+    patched = await client.patch("/users/user", headers=auth_headers(ada), json={field: name})
+    assert patched.status_code == 422
+
+
+@pytest.mark.parametrize("page", [10**20, 1_000_001])
+async def test_absurd_pages_are_422(client: httpx.AsyncClient, dbs: Databases, page: int) -> None:
+    admin = auth_headers(await make_user(dbs, email="admin@example.org", superuser=True))
+    await dbs.session.commit()
+    for params in ({"page": page}, {"page_size": page}):
+        response = await client.get("/users", headers=admin, params=params)
+        assert response.status_code == 422
+    last = await client.get("/users", headers=admin, params={"page": 1_000_000})
+    assert last.status_code == 200
+    assert last.json()["data"] == []
+
+
 async def test_authenticated_greets_the_caller(client: httpx.AsyncClient, ada: User) -> None:
     response = await client.get("/_authenticated", headers=auth_headers(ada))
     assert response.status_code == 200

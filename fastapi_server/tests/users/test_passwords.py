@@ -54,6 +54,17 @@ async def test_passwords_longer_than_72_bytes_never_crash_on_bcrypt_hashes(
     )[0]
 
 
+async def test_a_nul_byte_never_crashes_a_bcrypt_verify(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    user = await make_user(dbs, email="old@example.org")
+    await dbs.users.save(user, hashed_password=_legacy_bcrypt("Legacy-Pass-2019"))
+    await dbs.session.commit()
+    response = await login(client, "old@example.org", "Legacy\x00Pass-2019")
+    assert response.status_code == 400
+    assert response.json()["detail"]["code"] == "LOGIN_BAD_CREDENTIALS"
+
+
 async def test_garbage_in_the_hash_column_is_a_failed_login(
     client: httpx.AsyncClient, dbs: Databases
 ) -> None:

@@ -223,6 +223,48 @@ async def test_a_locked_account_answers_after_the_same_work(
     assert verified == [passwords.dummy_hash()]  # as long as a real verify, told nothing
 
 
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hashes verified from now on (each costs a real hash computation)."""
+    context = passwords.crypt_context()
+    seen: list[str] = []
+    real_verify, real_verify_and_update = context.verify, context.verify_and_update
+
+    def verify(secret: str | bytes, hashed: str) -> bool:
+        seen.append(hashed)
+        return bool(real_verify(secret, hashed))
+
+    def verify_and_update(secret: str | bytes, hashed: str) -> tuple[bool, str | None]:
+        seen.append(hashed)
+        matches, new_hash = real_verify_and_update(secret, hashed)
+        return bool(matches), new_hash
+
+    monkeypatch.setattr(context, "verify", verify)
+    monkeypatch.setattr(context, "verify_and_update", verify_and_update)
+    return seen
+
+
+@pytest.mark.parametrize("email", ["ada@example.org", "nobody@example.org"])
+async def test_a_password_too_long_to_hash_is_bad_credentials_after_the_same_work(
+    client: httpx.AsyncClient, ada: User, verifications: list[str], email: str
+) -> None:
+    huge = "A" * 5000  # passlib refuses over 4096 (PasswordSizeError)
+    response = await login(client, email, huge)
+    assert response.status_code == 400
+    assert detail(response)["code"] == "LOGIN_BAD_CREDENTIALS"
+    assert len(verifications) == 1  # one real verify, as for any password
+    assert verifications[0].startswith("$argon2id$")
+
+
+async def test_a_nul_in_the_login_email_is_bad_credentials_after_the_same_work(
+    client: httpx.AsyncClient, ada: User, verifications: list[str]
+) -> None:
+    response = await login(client, "ada@example.org\x00")
+    assert response.status_code == 400
+    assert detail(response)["code"] == "LOGIN_BAD_CREDENTIALS"
+    assert verifications == [passwords.dummy_hash()]
+
+
 async def test_five_failures_lock_the_account_and_the_lock_doubles(
     client: httpx.AsyncClient, ada: User, dbs: Databases
 ) -> None:

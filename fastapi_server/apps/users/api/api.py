@@ -36,6 +36,7 @@ from fastapi_server.resources.database.databases import DBs
 router = APIRouter(tags=["users"])
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
+MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane integer
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -216,7 +217,7 @@ async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRea
 async def list_users(
     _: Superuser,
     dbs: DBs,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UserPage:
     """Every account, in creation order (superusers only)."""
