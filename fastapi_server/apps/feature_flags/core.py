@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
+from pydantic import TypeAdapter
+
 from fastapi_server.apps.feature_flags.cache import flag_cache
 from fastapi_server.apps.feature_flags.errors import (
     FeatureDisabled,
@@ -25,7 +27,11 @@ from fastapi_server.apps.feature_flags.errors import (
     FeatureFlagNotFound,
 )
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
-from fastapi_server.apps.feature_flags.schemas import FeatureFlagCreate, FeatureFlagUpdate
+from fastapi_server.apps.feature_flags.schemas import (
+    FeatureFlagCreate,
+    FeatureFlagRead,
+    FeatureFlagUpdate,
+)
 from fastapi_server.resources.database.databases import Databases
 
 
@@ -75,13 +81,24 @@ def evaluate_all(user: HasId | None = None) -> dict[str, bool]:
     return {codename: rule.evaluate(user_id) for codename, rule in flag_cache.rules.items()}
 
 
-async def list_flags(dbs: Databases) -> Sequence[FeatureFlag]:
-    """Every flag, ordered by codename."""
-    return await dbs.feature_flags.list_all()
+_FLAG_LIST = TypeAdapter(list[FeatureFlagRead])
+
+
+async def list_flags(dbs: Databases) -> list[FeatureFlagRead]:
+    """Every flag as anyone may read it, ordered by codename (one query, no ORM objects)."""
+    return _FLAG_LIST.validate_python(await dbs.feature_flags.read_all())
+
+
+async def read_flag(dbs: Databases, codename: str) -> FeatureFlagRead:
+    """The flag as anyone may read it, or ``FeatureFlagNotFound``."""
+    row = await dbs.feature_flags.read_one(codename)
+    if row is None:
+        raise FeatureFlagNotFound(codename=codename)
+    return FeatureFlagRead.model_validate(row)
 
 
 async def get_flag(dbs: Databases, codename: str) -> FeatureFlag:
-    """The flag, or ``FeatureFlagNotFound``."""
+    """The flag (with its actors), or ``FeatureFlagNotFound``."""
     flag = await dbs.feature_flags.get(codename)
     if flag is None:
         raise FeatureFlagNotFound(codename=codename)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.users import tokens
@@ -59,6 +59,27 @@ async def test_list_is_open_to_anyone_and_ordered_by_codename(
         "created_on": None,
         "updated_on": None,
     }
+
+
+async def test_public_reads_are_one_query_without_the_actors(app: FastAPI) -> None:
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "feature_flags" in statement:  # not the background workers' statements
+            statements.append(statement)
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            for path in ("/feature-flags", "/feature-flags/FF_ENABLE_REGISTRATION"):
+                statements.clear()
+                assert (await http.get(path)).status_code == 200
+                assert len(statements) == 1, path
+                assert "created_by" not in statements[0]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_get_one_flag_or_404(client: httpx.AsyncClient) -> None:

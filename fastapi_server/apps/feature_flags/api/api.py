@@ -39,7 +39,9 @@ ADMIN_ONLY: Responses = {401: _error("NOT_AUTHENTICATED"), 403: _error("NOT_SUPE
 async def list_flags(dbs: DBs) -> list[FeatureFlagRead]:
     """Every flag with its targeting, ordered by codename. Open to anyone, so without
     who changed it (superusers find that in the history)."""
-    return [FeatureFlagRead.model_validate(flag) for flag in await core.list_flags(dbs)]
+    # Already FeatureFlagRead instances: FastAPI's response validation passes them
+    # through as they are (no second validation) and serialises them in pydantic-core.
+    return await core.list_flags(dbs)
 
 
 @router.get("/evaluate", response_model=dict[str, bool])
@@ -54,7 +56,7 @@ async def evaluate(user: FlagReader) -> dict[str, bool]:
 @router.get("/{codename}", response_model=FeatureFlagRead, responses=NOT_FOUND)
 async def get_flag(codename: CodenamePath, dbs: DBs) -> FeatureFlagRead:
     """One flag (open to anyone, like the list)."""
-    return FeatureFlagRead.model_validate(await core.get_flag(dbs, codename))
+    return await core.read_flag(dbs, codename)
 
 
 @router.post(

@@ -9,11 +9,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
+
+_flags = FeatureFlag.__table__
+# What anyone may read of a flag (schemas.FeatureFlagRead): not the actors. Read as table
+# columns, not ORM entities: public reads only serialise, and skipping the identity map
+# and instrumentation halves the cost of the query on the hot GET /feature-flags.
+READ_KEYS = (
+    "codename",
+    "label",
+    "description",
+    "is_active",
+    "user_ids",
+    "rollout_percentage",
+    "created_on",
+    "updated_on",
+)
+READ_COLUMNS = tuple(_flags.c[key] for key in READ_KEYS)
+# Built once: a statement rebuilt per request costs more Python than running it.
+_READ_ALL = select(*READ_COLUMNS).order_by(_flags.c.codename)
+_READ_ONE = select(*READ_COLUMNS).where(_flags.c.codename == bindparam("codename"))
 
 
 class FeatureFlagsDB:
@@ -31,10 +50,16 @@ class FeatureFlagsDB:
     async def get(self, codename: str) -> FeatureFlag | None:
         return await self.session.get(FeatureFlag, codename, populate_existing=True)
 
-    async def list_all(self) -> Sequence[FeatureFlag]:
-        """Every flag, ordered by codename."""
-        result = await self.session.scalars(select(FeatureFlag).order_by(FeatureFlag.codename))
-        return result.all()
+    async def read_all(self) -> list[dict[str, Any]]:
+        """Every flag's public columns (``READ_COLUMNS``), ordered by codename, as dicts."""
+        result = await self.session.execute(_READ_ALL)
+        return [dict(zip(READ_KEYS, row, strict=True)) for row in result]
+
+    async def read_one(self, codename: str) -> dict[str, Any] | None:
+        """One flag's public columns as a dict; None when there is no such flag."""
+        result = await self.session.execute(_READ_ONE, {"codename": codename})
+        row = result.first()
+        return None if row is None else dict(zip(READ_KEYS, row, strict=True))
 
     async def insert(self, values: dict[str, Any]) -> FeatureFlag | None:
         """Insert a flag; None (and nothing written) when the codename is taken."""
