@@ -156,8 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.add_middleware(RequestIdMiddleware)
+    # Routes are matched in order: the hottest read paths (flag evaluation) come first.
     app.include_router(health.router)
-    app.include_router(users_router)
     app.include_router(feature_flags_router)
+    app.include_router(users_router)
     app.include_router(notifications_router)
     return app
