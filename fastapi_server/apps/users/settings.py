@@ -31,6 +31,14 @@ KNOWN_DEFAULT_SECRETS = frozenset(
 MIN_SECRET_LENGTH = 32
 
 
+MAX_DEFAULT_HASHING_THREADS = 4
+
+
+def default_hashing_threads(cpu_count: int | None) -> int:
+    """One core short of all of them (the event loop keeps one), at least 1, at most 4."""
+    return min(MAX_DEFAULT_HASHING_THREADS, max(1, (cpu_count or 1) - 1))
+
+
 class UsersSettings(BaseSettings):
     """Tokens, lockout, password hashing and the dev switches of the users app."""
 
@@ -70,12 +78,14 @@ class UsersSettings(BaseSettings):
     return_verification_tokens: bool = False
     return_forgot_password_token: bool = False
 
-    # Argon2id cost (RFC 9106's second recommended option by default). Tests lower it.
-    argon2_time_cost: int = Field(default=3, ge=1)
-    argon2_memory_kib: int = Field(default=65536, ge=8)
-    argon2_parallelism: int = Field(default=4, ge=1)
+    # Argon2id cost: OWASP's recommendation (19 MiB, 2 passes, 1 lane). One lane, so a
+    # hash keeps one core busy and a login storm cannot take every core from the event
+    # loops (see default_hashing_threads). Tests lower it.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
     hashing_threads: int = Field(
-        default_factory=lambda: max(2, os.cpu_count() or 2),
+        default_factory=lambda: default_hashing_threads(os.cpu_count()),
         ge=1,
         description="Threads that hash passwords (each argon2 hash holds its memory cost).",
     )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import bcrypt
 import httpx
 import pytest
 
 from fastapi_server.apps.users import passwords
-from fastapi_server.apps.users.settings import UsersSettings
+from fastapi_server.apps.users.settings import UsersSettings, default_hashing_threads
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.tests.helpers.users import make_user
-from fastapi_server.tests.users.conftest import UsersEnv
+from fastapi_server.tests.helpers.users import STRONG_PASSWORD, make_user
+from fastapi_server.tests.users.conftest import FAST_HASHING, UsersEnv
 from fastapi_server.tests.users.flows import login
 
 
@@ -75,20 +76,49 @@ async def test_garbage_in_the_hash_column_is_a_failed_login(
     assert response.status_code == 400
 
 
-def test_production_defaults_are_argon2id_with_strong_parameters() -> None:
-    fields = UsersSettings.model_fields  # the defaults; the tests themselves run cheaper
-    defaults = {name: fields[f"argon2_{name}"].default for name in ("time_cost", "memory_kib")}
-    assert defaults == {"time_cost": 3, "memory_kib": 65536}
-    assert fields["argon2_parallelism"].default == 4
-    strong = UsersSettings(
-        _env_file=None, argon2_time_cost=3, argon2_memory_kib=65536, argon2_parallelism=4
+def test_production_defaults_are_argon2id_with_one_lane_and_owasp_costs() -> None:
+    defaults = UsersSettings(_env_file=None, _env_prefix="UNSET_")  # not the tests' cheap ones
+    assert (defaults.argon2_time_cost, defaults.argon2_memory_kib) == (2, 19456)
+    assert defaults.argon2_parallelism == 1  # one core per hash, never all of them
+    hashed = passwords.crypt_context(defaults).hash("Correct-Horse-42")
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert defaults.hashing_threads == default_hashing_threads(os.cpu_count())
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(None, 1), (1, 1), (2, 1), (3, 2), (5, 4), (64, 4)])
+def test_hashing_threads_leave_a_core_to_the_event_loop(cpus: int | None, threads: int) -> None:
+    assert default_hashing_threads(cpus) == threads
+
+
+@pytest.mark.parametrize(
+    "old_parameters",
+    [
+        {"ARGON2_PARALLELISM": "4"},  # the former default
+        {"ARGON2_TIME_COST": "2"},
+        {"ARGON2_MEMORY_KIB": "2048"},
+    ],
+)
+async def test_argon2_hashes_with_other_parameters_verify_and_are_rehashed(
+    client: httpx.AsyncClient, dbs: Databases, users_env: UsersEnv, old_parameters: dict[str, str]
+) -> None:
+    users_env(**old_parameters)
+    old_hash = passwords.hash_password_sync(STRONG_PASSWORD)
+    users_env(**{name: FAST_HASHING[f"USERS_{name}"] for name in old_parameters})
+    user = await make_user(dbs, email="old@example.org")
+    await dbs.users.save(user, hashed_password=old_hash)
+    await dbs.session.commit()
+    assert (await login(client, "old@example.org")).status_code == 200
+    rehashed = await dbs.users.get_by_email("old@example.org")
+    assert rehashed is not None
+    assert rehashed.hashed_password.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+    assert passwords.verify_password_sync(STRONG_PASSWORD, rehashed.hashed_password) == (
+        True,
+        None,
     )
-    hashed = passwords.crypt_context(strong).hash("Correct-Horse-42")
-    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
 
 
 async def test_hashing_does_not_block_the_event_loop(users_env: UsersEnv) -> None:
-    users_env(ARGON2_TIME_COST="3", ARGON2_MEMORY_KIB="65536", ARGON2_PARALLELISM="4")
+    users_env(ARGON2_TIME_COST="2", ARGON2_MEMORY_KIB="19456", ARGON2_PARALLELISM="1")
     ticks = 0
     done = asyncio.Event()
 
@@ -103,8 +133,8 @@ async def test_hashing_does_not_block_the_event_loop(users_env: UsersEnv) -> Non
     hashed = await asyncio.gather(*(passwords.hash_password("Correct-Horse-42") for _ in range(2)))
     done.set()
     await task
-    assert all(h.startswith("$argon2id$v=19$m=65536") for h in hashed)
-    assert ticks >= 10  # the loop kept running while two strong hashes were computed
+    assert all(h.startswith("$argon2id$v=19$m=19456,t=2,p=1$") for h in hashed)
+    assert ticks >= 10  # the loop kept running while two production-strength hashes ran
 
 
 @pytest.mark.parametrize(
