@@ -1,4 +1,5 @@
-"""Start-up of the users app: refuse placeholder secrets in production, warm hashing."""
+"""Start-up of the users app: refuse placeholder secrets in production, load what
+requests need (the dummy hash, the common-passwords list) off the event loop."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ def check_secrets(env: str, settings: UsersSettings) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Check the secrets, and compute the dummy hash (unknown-email logins) off the loop."""
+    """Check the secrets; compute the dummy hash (unknown-email logins) and read the
+    common-passwords file in a thread, so no request does either on the event loop."""
     settings: Settings = app.state.settings
-    check_secrets(settings.env, get_users_settings())
+    users_settings = get_users_settings()
+    check_secrets(settings.env, users_settings)
     await asyncio.to_thread(passwords.dummy_hash)
+    await asyncio.to_thread(passwords.common_passwords, users_settings.common_passwords_file)
     yield

@@ -165,7 +165,11 @@ async def burn_a_verify(password: str) -> None:
 
 @lru_cache
 def common_passwords(path: Path) -> frozenset[str]:
-    """The lowercased entries of a common-passwords file (one a line, ``#`` comments)."""
+    """The lowercased entries of a common-passwords file (one a line, ``#`` comments).
+
+    Read once per path; the users lifespan reads the configured one at start-up, so
+    requests never touch the file.
+    """
     lines = path.read_text(encoding="utf-8").splitlines()
     return frozenset(
         line.strip().lower() for line in lines if line.strip() and not line.startswith("#")

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import bcrypt
 import httpx
 import pytest
 
+from fastapi_server.apps.notifications.settings import NotificationsSettings
 from fastapi_server.apps.users import passwords
 from fastapi_server.apps.users.settings import UsersSettings, default_hashing_threads
+from fastapi_server.config import Settings
+from fastapi_server.main import create_app
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.users import STRONG_PASSWORD, make_user
 from fastapi_server.tests.users.conftest import FAST_HASHING, UsersEnv
-from fastapi_server.tests.users.flows import login
+from fastapi_server.tests.users.flows import login, register
 
 
 def _legacy_bcrypt(password: str) -> str:
@@ -165,3 +169,22 @@ def test_the_shipped_common_list_is_loaded() -> None:
     assert len(common) > 10_000
     assert {"password1!", "p@ssw0rd", "letmein123!"} <= common
     assert all(entry == entry.lower() for entry in common)
+
+
+async def test_the_common_list_is_read_at_start_up_not_in_a_request(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passwords.common_passwords.cache_clear()
+    app = create_app(settings)
+    app.state.notifications_settings = NotificationsSettings(worker_in_process=False)
+    async with app.router.lifespan_context(app):
+
+        def no_file_io_now(*args: object, **kwargs: object) -> str:
+            raise AssertionError("a request read a file on the event loop")
+
+        monkeypatch.setattr(Path, "read_text", no_file_io_now)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            response = await register(http, "weak@example.org", password="Password123!")
+    assert response.status_code == 400
+    assert response.json()["detail"]["reason"] == "TOO_COMMON"
