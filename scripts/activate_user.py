@@ -22,15 +22,12 @@ parser.add_argument("email", help="the account's email (case does not matter)")
 
 
 async def action(ctx: ScriptContext) -> str:
-    before = await ctx.dbs.users.get_by_email(ctx.args.email)
-    was = (
-        ""
-        if before is None
-        else f" (was {'active' if before.is_active else 'inactive'}, "
-        f"{before.login_failed_count} failed logins)"
+    done = await core.activate_user(ctx.dbs, ctx.args.email)
+    was = "active" if done.was_active else "inactive"
+    return (
+        f"activated {done.user.email}: active, failed logins cleared, lockout lifted "
+        f"(was {was}, {done.failed_logins_before} failed logins)"
     )
-    user = await core.activate_user(ctx.dbs, ctx.args.email)
-    return f"activated {user.email}: active, failed logins cleared, lockout lifted{was}"
 
 
 if __name__ == "__main__":

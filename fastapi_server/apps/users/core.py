@@ -503,13 +503,23 @@ async def list_users(dbs: Databases, *, page: int, page_size: int) -> tuple[Sequ
     return users, total
 
 
-async def activate_user(dbs: Databases, email: str) -> User:
+@dataclass(frozen=True)
+class Activation:
+    """An account after ``activate_user``, and what it was before."""
+
+    user: User
+    was_active: bool
+    failed_logins_before: int
+
+
+async def activate_user(dbs: Databases, email: str) -> Activation:
     """Re-activate an account and clear its failed logins and lock (ops)."""
     user = await dbs.users.get_by_email(normalize_email(email), for_update=True)
     if user is None:
         raise UserNotFound(f"no user has the email {email}")
+    was_active, failures = user.is_active, user.login_failed_count
     await dbs.users.save(user, is_active=True, login_failed_count=0, locked_until=None)
-    return await dbs.users.refresh(user)
+    return Activation(await dbs.users.refresh(user), was_active, failures)
 
 
 @_hashes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -61,6 +62,22 @@ def test_help(script: str) -> None:
     assert result.returncode == 0
     assert "usage:" in result.stdout
     assert "email" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "script", ["activate_user.py", "reset_user_password.py", "create_superuser.py"]
+)
+def test_scripts_reach_the_database_only_through_core(script: str) -> None:
+    """Rules live in core: a script hands ``ctx.dbs`` to core, never queries it itself."""
+    tree = ast.parse((REPO_ROOT / "scripts" / script).read_text(encoding="utf-8"))
+    direct = [
+        f"line {node.lineno}: ctx.dbs.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "dbs"
+    ]
+    assert direct == []
 
 
 async def test_activate_user_reactivates_and_clears_the_lock(
