@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -45,7 +44,6 @@ from fastapi_server.apps.users.errors import (
 from fastapi_server.apps.users.models import EMAIL_MAX_LENGTH, User
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.apps.users.tokens import InvalidToken, TokenKind
-from fastapi_server.config import get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.databases import Databases
 
@@ -131,11 +129,6 @@ async def _send(dbs: Databases, template: str, user: User, context: dict[str, An
         to_name=f"{user.first_name} {user.last_name}".strip(),
         context=context,
     )
-
-
-def _front_end_url(path: str, **query: str) -> str:
-    url = get_settings().app_url.rstrip("/") + path
-    return f"{url}?{urlencode(query)}" if query else url
 
 
 def _password_fingerprint(user: User) -> str:
@@ -244,8 +237,7 @@ async def verify(dbs: Databases, *, token: str, code: str) -> User:
         raise VerifyBadToken(reason="WRONG_CODE", attempts_left=left)
     await dbs.users.save_code(row, used_on=now)
     await dbs.users.save(user, is_verified=True, verified_on=now)
-    login_url = _front_end_url(settings.login_path)
-    await _send(dbs, "welcome", user, {"first_name": user.first_name, "login_url": login_url})
+    await _send(dbs, "welcome", user, {"first_name": user.first_name})  # links to /login
     logger.info("user verified", extra={"user_id": str(user.id)})
     return user
 
@@ -431,7 +423,9 @@ async def forgot_password(dbs: Databases, email: str) -> str:
         logger.info("password reset requested for no active account")
         return tokens.encode(TokenKind.RESET, uuid.uuid4(), {"pfp": secrets.token_hex(32)}).token
     issued = tokens.encode(TokenKind.RESET, user.id, {"pfp": _password_fingerprint(user)})
-    reset_url = _front_end_url(settings.reset_password_path, token=issued.token, email=user.email)
+    reset_url = notifications.app_link(
+        settings.reset_password_path, token=issued.token, email=user.email
+    )
     context = {
         "first_name": user.first_name,
         "reset_url": reset_url,

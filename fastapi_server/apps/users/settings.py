@@ -93,9 +93,10 @@ class UsersSettings(BaseSettings):
     password_min_length: int = Field(default=8, ge=8)
     common_passwords_file: Path = COMMON_PASSWORDS_FILE
 
-    login_path: str = Field(default="/login", description="Front end page linked from emails.")
     reset_password_path: str = Field(
-        default="/reset-password", description="Front end page that takes ?token=&email=."
+        default="/reset-password",
+        description="Front end page (under APP_URL) that takes ?token=&email=, linked from "
+        "the reset email.",
     )
 
     def insecure_secrets(self) -> list[str]:

@@ -372,6 +372,20 @@ async def test_forgot_password_emails_a_reset_link(
     assert "http://localhost:3000/reset-password?token=" in mail.body_text
 
 
+async def test_email_links_are_built_by_the_notifications_app(
+    client: httpx.AsyncClient, ada: User, dbs: Databases, users_env: UsersEnv
+) -> None:
+    users_env(RESET_PASSWORD_PATH="account/reset", RETURN_VERIFICATION_TOKENS="1")
+    await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
+    [reset] = await outbox_for(dbs, "ada@example.org")
+    assert f"{notifications.app_link('/account/reset')}?token=" in reset.body_text
+    await register(client, "grace@example.org")
+    await verify(client, *await request_code(client, "grace@example.org"))
+    welcome = (await outbox_for(dbs, "grace@example.org"))[-1]
+    assert welcome.template == "welcome"
+    assert notifications.app_link("/login") in welcome.body_text
+
+
 async def test_forgot_password_answers_the_same_for_unknown_emails(
     client: httpx.AsyncClient, ada: User, dbs: Databases, users_env: UsersEnv
 ) -> None:
