@@ -69,6 +69,18 @@ async def test_concurrent_refreshes_of_one_token_rotate_it_once(
     assert sorted(response.status_code for response in responses) == [200, 401]
 
 
+async def test_the_get_endpoints_answer_on_the_read_only_session(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with Database(engine).transaction() as session:
+        admin = await make_user(Databases(session), email="admin@example.org", superuser=True)
+    headers = auth_headers(admin)
+    for path in ("/users/user", "/users", "/_authenticated"):
+        response = await committed_client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.text)
+    assert (await committed_client.get("/users", headers=headers)).json()["total"] == 1
+
+
 # --- bursts of logins -----------------------------------------------------------------
 
 
