@@ -16,6 +16,9 @@ class AppError(Exception):
     code: ClassVar[str] = "APP_ERROR"
     status_code: ClassVar[int] = 400
     message: ClassVar[str] = "The request could not be completed."
+    # True for errors whose bookkeeping (a failure counter, a revocation) must outlive
+    # them: the request's transaction commits, then the error is answered as usual.
+    keeps_changes: ClassVar[bool] = False
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.detail_message = message or self.message

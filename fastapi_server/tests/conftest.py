@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
+from fastapi_server.lib.errors import AppError
 from fastapi_server.main import create_app
 from fastapi_server.models import Base
 from fastapi_server.resources.database.databases import Databases
@@ -122,6 +123,10 @@ async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.
         await db_session.commit()
         try:
             yield db_session
+        except AppError as exc:
+            # the same rule as get_db_session: kept bookkeeping commits, then the error
+            await (db_session.commit() if exc.keeps_changes else db_session.rollback())
+            raise
         except BaseException:
             await db_session.rollback()
             raise

@@ -8,9 +8,11 @@ from fastapi_server.lib.errors import AppError
 class KeepsChanges(AppError):
     """An error whose bookkeeping must be committed (failure counters, revocations).
 
-    Raising normally rolls the request back; the API answers these errors without
-    raising, so the counter or the revocation made before them is kept.
+    Raising normally rolls the request back; for these the request's session commits
+    first (``AppError.keeps_changes``), so the counter or the revocation is kept.
     """
+
+    keeps_changes = True
 
 
 class NotAuthenticated(AppError):

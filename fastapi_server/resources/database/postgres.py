@@ -20,6 +20,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
+from fastapi_server.lib.errors import AppError
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -129,17 +130,26 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Used with ``scope="function"`` (see ``DBSession``): the code after ``yield`` runs
     when the endpoint returns, before FastAPI sends the response, so a failed commit
-    answers 500 instead of following a 200. Any exception rolls back. GET (and HEAD,
-    OPTIONS) requests write nothing, so they get a read-only session without
-    BEGIN/COMMIT round trips (``Database.reads``).
+    answers 500 instead of following a 200. Any exception rolls back, except an
+    ``AppError`` with ``keeps_changes``: its bookkeeping is committed, then it is
+    answered. GET (and HEAD, OPTIONS) requests write nothing, so they get a read-only
+    session without BEGIN/COMMIT round trips (``Database.reads``).
     """
     database: Database = request.app.state.database
     if request.method in READ_ONLY_METHODS:
         async with database.reads() as session:
             yield session
         return
+    kept: AppError | None = None
     async with database.transaction() as session:
-        yield session
+        try:
+            yield session
+        except AppError as exc:
+            if not exc.keeps_changes:
+                raise
+            kept = exc  # leaving the block normally commits
+    if kept is not None:
+        raise kept
 
 
 DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_server.apps.feature_flags.core import require_flag
 from fastapi_server.apps.users import core
 from fastapi_server.apps.users.entitlements import CurrentUser, Superuser
-from fastapi_server.apps.users.errors import KeepsChanges
 from fastapi_server.apps.users.schemas import (
     EmailIn,
     ForgotPasswordOut,
@@ -30,7 +28,6 @@ from fastapi_server.apps.users.schemas import (
     VerifyIn,
 )
 from fastapi_server.apps.users.settings import get_users_settings
-from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.databases import DBs
 
 router = APIRouter(tags=["users"])
@@ -41,11 +38,6 @@ MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description}
-
-
-def _answer_keeping_changes(exc: AppError) -> JSONResponse:
-    """Answer a ``KeepsChanges`` error without raising, so its bookkeeping commits."""
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.to_detail()})
 
 
 @router.post(
@@ -101,12 +93,9 @@ async def request_verification_token(email_in: EmailIn, dbs: DBs) -> Verificatio
         400: _error("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
     },
 )
-async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified | JSONResponse:
+async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
     """Confirm the email with the token and the emailed code; a welcome email follows."""
-    try:
-        await core.verify(dbs, token=verify_in.token, code=verify_in.registration_code)
-    except KeepsChanges as exc:  # the wrong attempt must be counted
-        return _answer_keeping_changes(exc)
+    await core.verify(dbs, token=verify_in.token, code=verify_in.registration_code)
     return Verified()
 
 
@@ -116,13 +105,8 @@ _LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs
-) -> TokenPairOut | JSONResponse:
-    try:
-        pair = await core.login(dbs, email=form.username, password=form.password)
-    except KeepsChanges as exc:  # the failure count must be committed
-        return _answer_keeping_changes(exc)
+async def _login(form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs) -> TokenPairOut:
+    pair = await core.login(dbs, email=form.username, password=form.password)
     return TokenPairOut(**pair.__dict__)
 
 
@@ -152,13 +136,10 @@ router.add_api_route(
     response_model=TokenPairOut,
     responses={401: _error("REFRESH_TOKEN_INVALID")},
 )
-async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut | JSONResponse:
+async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
     """Exchange a refresh token for a new pair. Each refresh token works once; reusing
     one revokes every token of that login."""
-    try:
-        pair = await core.refresh_tokens(dbs, refresh_in.token)
-    except KeepsChanges as exc:  # a reuse revokes the family, which must be committed
-        return _answer_keeping_changes(exc)
+    pair = await core.refresh_tokens(dbs, refresh_in.token)
     return TokenPairOut(**pair.__dict__)
 
 
