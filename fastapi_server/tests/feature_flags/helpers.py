@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 from fastapi_server.tests.helpers.processes import free_port
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float = 3.0, interval: float = 0.02
-) -> float:
-    """Poll ``check`` until it is true; the seconds it took. Fails after ``within``."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > within:
-            raise AssertionError(f"not true within {within}s")
-        await asyncio.sleep(interval)
-    return time.monotonic() - start
 
 
 class TcpProxy:

@@ -24,9 +24,10 @@ from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_asyncpg_dsn
 from fastapi_server.main import create_app
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.tests.feature_flags.helpers import TcpProxy, eventually
+from fastapi_server.tests.feature_flags.helpers import TcpProxy
 from fastapi_server.tests.helpers.processes import free_port
 from fastapi_server.tests.helpers.users import STRONG_PASSWORD, auth_headers, make_user
+from fastapi_server.tests.helpers.waiting import eventually
 
 REGISTRATION = "FF_ENABLE_REGISTRATION"
 

@@ -10,8 +10,8 @@ import httpx
 
 from fastapi_server.apps.feature_flags.database.listener import LISTENER_APPLICATION_NAME
 from fastapi_server.lib.database_url import to_asyncpg_dsn
-from fastapi_server.tests.feature_flags.helpers import eventually
 from fastapi_server.tests.helpers.processes import LiveServer
+from fastapi_server.tests.helpers.waiting import eventually
 
 LISTENERS = (
     "SELECT pid, query FROM pg_stat_activity "

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -154,14 +153,3 @@ async def outbox_row(database: Database, message_id: uuid.UUID) -> dict[str, Any
             text("SELECT * FROM notifications_outbox WHERE id = :id"), {"id": message_id}
         )
         return dict(row.mappings().one())
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], within: float = 5, what: str = "condition"
-) -> None:
-    """Poll ``check`` (async) until it is true; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)

@@ -16,7 +16,8 @@ from fastapi_server.config import Settings, get_settings
 from fastapi_server.main import create_app
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.tests.helpers.mail import SMTPCatcher, html_body, text_body
-from fastapi_server.tests.notifications.conftest import outbox_row, wait_until
+from fastapi_server.tests.helpers.waiting import eventually
+from fastapi_server.tests.notifications.conftest import outbox_row
 
 
 async def test_committed_request_is_emailed_with_its_outbox_id(
@@ -38,7 +39,7 @@ async def test_committed_request_is_emailed_with_its_outbox_id(
     async def recorded() -> bool:
         return bool((await outbox_row(database, message_id))["status"] == "sent")
 
-    await wait_until(recorded, what="the row marked sent")
+    await eventually(recorded, what="the row marked sent")
     row = await outbox_row(database, message_id)
     assert row["attempts"] == 1
     assert row["sent_on"] is not None
@@ -73,7 +74,7 @@ async def test_mail_server_down_request_succeeds_and_mail_arrives_once_it_is_bac
         row = await outbox_row(database, message_id)
         return bool(row["status"] == "pending" and row["attempts"] >= 2)
 
-    await wait_until(retried_twice, what="two failed attempts")
+    await eventually(retried_twice, what="two failed attempts")
     row = await outbox_row(database, message_id)
     assert "Connect" in row["last_error"] or "refused" in row["last_error"]
 
@@ -84,7 +85,7 @@ async def test_mail_server_down_request_succeeds_and_mail_arrives_once_it_is_bac
     async def sent() -> bool:
         return bool((await outbox_row(database, message_id))["status"] == "sent")
 
-    await wait_until(sent, what="the row marked sent")
+    await eventually(sent, what="the row marked sent")
     assert len(smtp.messages) == 1
 
 
@@ -95,7 +96,7 @@ async def test_in_process_worker_runs_by_default(app: FastAPI) -> None:
     async def listening() -> bool:
         return bool(worker.listening)
 
-    await wait_until(listening, what="the worker to LISTEN")
+    await eventually(listening, what="the worker to LISTEN")
 
 
 async def test_in_process_worker_can_be_turned_off(

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from fastapi_server.apps.notifications.database.listener import OutboxListener
 from fastapi_server.lib.database_url import to_asyncpg_dsn
 from fastapi_server.resources.database.postgres import Database
-from fastapi_server.tests.notifications.conftest import enqueue_committed, wait_until
+from fastapi_server.tests.helpers.waiting import eventually
+from fastapi_server.tests.notifications.conftest import enqueue_committed
 
 NAME = "listener-test"
 
@@ -29,7 +30,7 @@ async def listener(database_url: str) -> AsyncIterator[tuple[OutboxListener, lis
     async def listening() -> bool:
         return running.listening
 
-    await wait_until(listening, what="the listener to LISTEN")
+    await eventually(listening, what="the listener to LISTEN")
     yield running, wakes
     running.stop()
     with contextlib.suppress(asyncio.CancelledError):
@@ -55,7 +56,7 @@ async def test_a_committed_message_wakes_the_listener(
     async def woken() -> bool:
         return len(wakes) == 2
 
-    await wait_until(woken, what="the NOTIFY of the commit")
+    await eventually(woken, what="the NOTIFY of the commit")
 
 
 async def test_a_killed_connection_is_replaced_and_still_wakes(
@@ -70,7 +71,7 @@ async def test_a_killed_connection_is_replaced_and_still_wakes(
         pids = await _backend_pids(committed)
         return running.listening and len(pids) == 1 and pids != [old_pid]
 
-    await wait_until(reconnected, what="a new LISTEN connection")
+    await eventually(reconnected, what="a new LISTEN connection")
     woken_before = len(wakes)
     assert woken_before >= 2  # the reconnection woke the worker too
     await enqueue_committed(committed, ["ada@example.com"])
@@ -78,7 +79,7 @@ async def test_a_killed_connection_is_replaced_and_still_wakes(
     async def woken() -> bool:
         return len(wakes) > woken_before
 
-    await wait_until(woken, what="the NOTIFY on the new connection")
+    await eventually(woken, what="the NOTIFY on the new connection")
 
 
 async def test_stop_closes_the_connection(
@@ -90,4 +91,4 @@ async def test_stop_closes_the_connection(
     async def closed() -> bool:
         return not running.listening and await _backend_pids(committed) == []
 
-    await wait_until(closed, what="the LISTEN connection to close")
+    await eventually(closed, what="the LISTEN connection to close")

@@ -15,12 +15,12 @@ from fastapi_server.apps.notifications.schemas import ClaimedMessage
 from fastapi_server.apps.notifications.settings import NotificationsSettings
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.tests.helpers.mail import SMTPCatcher, text_body
+from fastapi_server.tests.helpers.waiting import eventually
 from fastapi_server.tests.notifications.conftest import (
     WorkerFactory,
     enqueue_committed,
     fast_settings,
     outbox_row,
-    wait_until,
 )
 
 INJECTION = "Eve\r\nBcc: victim@example.com\r\nX-Evil: 1"
@@ -80,7 +80,7 @@ async def test_injection_through_the_outbox_reaches_only_the_recipient(
     async def bad_one_failed() -> bool:
         return bool((await outbox_row(committed, bad_address))["status"] == "failed")
 
-    await wait_until(bad_one_failed, what="the unusable address to fail")
+    await eventually(bad_one_failed, what="the unusable address to fail")
     assert first["Bcc"] is None
     assert first["X-Evil"] is None
     assert "Hello Ada," in text_body(first)

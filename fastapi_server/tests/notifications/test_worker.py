@@ -20,12 +20,12 @@ from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.tests.helpers.mail import SMTPCatcher, text_body
 from fastapi_server.tests.helpers.processes import REPO_ROOT, free_port
+from fastapi_server.tests.helpers.waiting import eventually
 from fastapi_server.tests.notifications.conftest import (
     WorkerFactory,
     enqueue_committed,
     fast_settings,
     outbox_row,
-    wait_until,
 )
 
 
@@ -41,7 +41,7 @@ async def test_two_workers_deliver_each_message_exactly_once(
     async def both_listening() -> bool:
         return first.listening and second.listening
 
-    await wait_until(both_listening, what="both workers to LISTEN")
+    await eventually(both_listening, what="both workers to LISTEN")
     ids = await enqueue_committed(committed, [f"user{i}@example.com" for i in range(50)])
 
     received = await smtp.wait_for_count(50)
@@ -53,7 +53,7 @@ async def test_two_workers_deliver_each_message_exactly_once(
             )
         return bool(waiting == 0)
 
-    await wait_until(all_recorded, what="every row marked sent")
+    await eventually(all_recorded, what="every row marked sent")
     message_ids = [email["Message-ID"] for email in received]
     assert sorted(message_ids) == sorted(f"<{id_}@platform.test>" for id_ in ids)
     async with committed.transaction() as session:
@@ -82,7 +82,7 @@ async def test_message_that_always_fails_ends_failed_after_max_attempts(
     async def failed() -> bool:
         return await _status(committed, message_id) == "failed"
 
-    await wait_until(failed, what="the message to fail")
+    await eventually(failed, what="the message to fail")
     worker.stop()
     row = await outbox_row(committed, message_id)
     assert row["attempts"] == 3
@@ -133,7 +133,7 @@ async def test_sending_row_of_a_crashed_worker_is_reclaimed_after_its_lease(
     async def sent() -> bool:
         return await _status(committed, stuck) == "sent"
 
-    await wait_until(sent, what="the reclaimed row marked sent")
+    await eventually(sent, what="the reclaimed row marked sent")
     assert (await outbox_row(committed, stuck))["attempts"] == 2
     # A lease still running belongs to its worker: nobody else sends that message.
     leased_row = await outbox_row(committed, leased)
@@ -166,7 +166,7 @@ async def test_notify_wakes_the_worker_without_waiting_for_the_poll(
     async def listening() -> bool:
         return worker.listening
 
-    await wait_until(listening, what="the worker to LISTEN")
+    await eventually(listening, what="the worker to LISTEN")
     await enqueue_committed(committed, ["quick@example.com"])
     await smtp.wait_for("quick@example.com", timeout=10)  # far below the 60 s poll
 
@@ -286,13 +286,13 @@ async def test_a_batch_that_outlasts_its_lease_is_still_sent_once(
     async def both_listening() -> bool:
         return first.listening and second.listening
 
-    await wait_until(both_listening, what="both workers to LISTEN")
+    await eventually(both_listening, what="both workers to LISTEN")
     ids = await enqueue_committed(committed, [f"slow{i}@example.com" for i in range(8)])
 
     async def all_sent() -> bool:
         return await _all_sent(committed)
 
-    await wait_until(all_sent, within=15, what="every row marked sent")
+    await eventually(all_sent, within=15, what="every row marked sent")
     assert sorted(transport.sent) == sorted(f"<{id_}@platform.test>" for id_ in ids)
 
 

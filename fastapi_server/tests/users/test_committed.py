@@ -21,6 +21,7 @@ from fastapi_server.main import create_app
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.tests.helpers.users import STRONG_PASSWORD, auth_headers, make_user
+from fastapi_server.tests.helpers.waiting import eventually
 from fastapi_server.tests.users.conftest import UsersEnv
 from fastapi_server.tests.users.flows import detail, login, register, tokens_for
 
@@ -167,15 +168,6 @@ async def _in_transaction(
         await change(Databases(session))
 
 
-async def _until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    """Poll ``check()`` (the flags cache follows commits through NOTIFY)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the flags cache did not follow the change")
-        await asyncio.sleep(0.02)
-
-
 async def _flag_state() -> str:
     on_if_missing = await flags.is_enabled(FLAG, default_if_missing=True)
     off_if_missing = await flags.is_enabled(FLAG, default_if_missing=False)
@@ -200,7 +192,7 @@ async def registration_flag(
     async def back_on() -> bool:
         return await _flag_state() == "on"
 
-    await _until(back_on)
+    await eventually(back_on, what="the flags cache to follow the change")
 
 
 @pytest.mark.usefixtures("registration_flag")
@@ -216,7 +208,7 @@ async def test_registration_answers_404_while_the_flag_is_off(
         return await _flag_state() == "off"
 
     await _in_transaction(engine, switch_off)
-    await _until(is_off)
+    await eventually(is_off, what="the flags cache to follow the change")
     response = await register(committed_client, "during@example.org")
     assert response.status_code == 404
     assert detail(response)["code"] == "FEATURE_DISABLED"
@@ -233,7 +225,7 @@ async def test_registration_without_the_flag_follows_the_setting(
         return await _flag_state() == "absent"
 
     await _in_transaction(engine, delete)
-    await _until(is_absent)
+    await eventually(is_absent, what="the flags cache to follow the change")
     assert get_users_settings().registration_default is True
     assert (await register(committed_client, "open@example.org")).status_code == 201
 
