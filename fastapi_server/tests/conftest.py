@@ -60,15 +60,11 @@ def database_url(pg_server: LocalPostgres | None) -> Iterator[str]:
     """
     url = os.environ.get("TEST_DATABASE_URL") or (pg_server.url(TEST_DATABASE) if pg_server else "")
     bootstrap(url)
-    saved = {key: os.environ.get(key) for key in ("DATABASE_URL", "ENV")}
-    os.environ.update(DATABASE_URL=url, ENV="test")
-    get_settings.cache_clear()
-    yield url
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", url)
+        patch.setenv("ENV", "test")
+        get_settings.cache_clear()
+        yield url
     get_settings.cache_clear()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,15 +22,11 @@ FAST_HASHING = {
 
 @pytest.fixture(scope="package", autouse=True)
 def fast_hashing() -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in FAST_HASHING}
-    os.environ.update(FAST_HASHING)
-    get_users_settings.cache_clear()
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in FAST_HASHING.items():
+            patch.setenv(key, value)
+        get_users_settings.cache_clear()
+        yield
     get_users_settings.cache_clear()
 
 
