@@ -28,3 +28,8 @@ class AppError(Exception):
     def to_detail(self) -> dict[str, Any]:
         """The body's ``detail`` object."""
         return {"code": self.code, "message": self.detail_message, **self.extra}
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An entry of an endpoint's ``responses=``: how ``/docs`` describes an error status."""
+    return {"description": description}

@@ -17,6 +17,7 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagRead,
     FeatureFlagUpdate,
 )
+from fastapi_server.lib.errors import error_doc
 from fastapi_server.resources.database.databases import DBs
 
 router = APIRouter(prefix="/feature-flags", tags=["feature flags"])
@@ -26,13 +27,9 @@ CodenamePath = Annotated[
 ]
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description}
-
-
 Responses = dict[int | str, dict[str, Any]]
-NOT_FOUND: Responses = {404: _error("FEATURE_FLAG_NOT_FOUND")}
-ADMIN_ONLY: Responses = {401: _error("NOT_AUTHENTICATED"), 403: _error("NOT_SUPERUSER")}
+NOT_FOUND: Responses = {404: error_doc("FEATURE_FLAG_NOT_FOUND")}
+ADMIN_ONLY: Responses = {401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")}
 
 
 @router.get("", response_model=list[FeatureFlagRead])
@@ -63,7 +60,7 @@ async def get_flag(codename: CodenamePath, dbs: DBs) -> FeatureFlagRead:
     "",
     status_code=201,
     response_model=FeatureFlagAdminRead,
-    responses={**ADMIN_ONLY, 409: _error("FEATURE_FLAG_ALREADY_EXISTS")},
+    responses={**ADMIN_ONLY, 409: error_doc("FEATURE_FLAG_ALREADY_EXISTS")},
 )
 async def create_flag(
     flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs

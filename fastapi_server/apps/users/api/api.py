@@ -28,16 +28,13 @@ from fastapi_server.apps.users.schemas import (
     VerifyIn,
 )
 from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.lib.errors import error_doc
 from fastapi_server.resources.database.databases import DBs
 
 router = APIRouter(tags=["users"])
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
 MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane integer
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description}
 
 
 @router.post(
@@ -53,8 +50,8 @@ def _error(description: str) -> dict[str, Any]:
         )
     ],
     responses={
-        400: _error("REGISTER_USER_ALREADY_EXISTS, or REGISTER_INVALID_PASSWORD with `reason`"),
-        404: _error("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
+        400: error_doc("REGISTER_USER_ALREADY_EXISTS, or REGISTER_INVALID_PASSWORD with `reason`"),
+        404: error_doc("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
     },
 )
 async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
@@ -74,7 +71,7 @@ async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
     "/auth/request-verification-token",
     response_model=VerificationTokenOut,
     response_model_exclude_none=True,
-    responses={429: _error("VERIFY_TOO_MANY_REQUESTS: too many codes this hour")},
+    responses={429: error_doc("VERIFY_TOO_MANY_REQUESTS: too many codes this hour")},
 )
 async def request_verification_token(email_in: EmailIn, dbs: DBs) -> VerificationTokenOut:
     """Email a 6-digit registration code (valid 10 minutes) and return the token that
@@ -90,7 +87,7 @@ async def request_verification_token(email_in: EmailIn, dbs: DBs) -> Verificatio
     "/auth/verify",
     response_model=Verified,
     responses={
-        400: _error("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
+        400: error_doc("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
     },
 )
 async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
@@ -100,8 +97,8 @@ async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
 
 
 _LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error("LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
-    429: _error("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds"),
+    400: error_doc("LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
+    429: error_doc("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds"),
 }
 
 
@@ -134,7 +131,7 @@ router.add_api_route(
 @router.post(
     "/auth/refresh-tokens",
     response_model=TokenPairOut,
-    responses={401: _error("REFRESH_TOKEN_INVALID")},
+    responses={401: error_doc("REFRESH_TOKEN_INVALID")},
 )
 async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
     """Exchange a refresh token for a new pair. Each refresh token works once; reusing
@@ -143,7 +140,9 @@ async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
     return TokenPairOut(**pair.__dict__)
 
 
-@router.post("/auth/logout", response_model=LoggedOut, responses={401: _error("NOT_AUTHENTICATED")})
+@router.post(
+    "/auth/logout", response_model=LoggedOut, responses={401: error_doc("NOT_AUTHENTICATED")}
+)
 async def logout(user: CurrentUser, dbs: DBs) -> LoggedOut:
     """Sign out everywhere: the caller's refresh and access tokens stop working."""
     await core.logout(dbs, user)
@@ -164,7 +163,7 @@ async def forgot_password(email_in: EmailIn, dbs: DBs) -> ForgotPasswordOut:
     "/auth/reset-password",
     response_model=PasswordReset,
     responses={
-        400: _error("RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`")
+        400: error_doc("RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`")
     },
 )
 async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
@@ -175,13 +174,15 @@ async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
     return PasswordReset()
 
 
-@router.get("/users/user", response_model=UserRead, responses={401: _error("NOT_AUTHENTICATED")})
+@router.get("/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")})
 async def read_me(user: CurrentUser) -> UserRead:
     """The caller's account."""
     return UserRead.model_validate(user)
 
 
-@router.patch("/users/user", response_model=UserRead, responses={401: _error("NOT_AUTHENTICATED")})
+@router.patch(
+    "/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")}
+)
 async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRead:
     """Change the caller's own names."""
     updated = await core.update_profile(
@@ -193,7 +194,7 @@ async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRea
 @router.get(
     "/users",
     response_model=UserPage,
-    responses={401: _error("NOT_AUTHENTICATED"), 403: _error("NOT_SUPERUSER")},
+    responses={401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")},
 )
 async def list_users(
     _: Superuser,
@@ -207,7 +208,7 @@ async def list_users(
 
 
 @router.get(
-    "/_authenticated", response_model=Greeting, responses={401: _error("NOT_AUTHENTICATED")}
+    "/_authenticated", response_model=Greeting, responses={401: error_doc("NOT_AUTHENTICATED")}
 )
 async def authenticated(user: CurrentUser) -> Greeting:
     """A greeting for a logged-in caller (lets a front end check its token)."""
