@@ -28,8 +28,8 @@ from starlette.routing import Route
 
 from fastapi_server.lib.database_url import to_asyncpg_dsn
 
-# The API's pool may grow to DB_POOL_SIZE + DB_MAX_OVERFLOW (10 + 10) per process.
-POOL_MAX_SIZE = 20
+# As many connections as the API's pool holds: DB_POOL_SIZE + DB_MAX_OVERFLOW (10 + 0).
+POOL_MAX_SIZE = 10
 TOKEN_AUDIENCE = "bench:access"  # noqa: S105 -- a JWT audience, not a secret
 FIXED_BODY = {"status": "running"}
 FLAGS_SQL = "SELECT codename, is_active FROM feature_flags"

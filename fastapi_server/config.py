@@ -23,8 +23,12 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL; unset means the local embedded server (manage.py serve).",
     )
+    # Connections each process keeps open. No overflow by default: overflow connections
+    # are closed again as soon as they are returned, so under steady load above the pool
+    # size every request would pay a new connection (TCP, authentication, type lookups);
+    # a request waits up to DB_POOL_TIMEOUT for a pooled one instead.
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     # Off by default: a ping costs three extra round trips on every checkout, and a
     # connection the server closed is detected and the pool refreshed on first use anyway.
@@ -34,6 +38,11 @@ class Settings(BaseSettings):
     cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS.")
     log_level: str = "INFO"
     log_format: Literal["json", "text", ""] = ""
+    telemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans, metrics and logs, sent to the "
+        "globally configured providers. Off: nothing is checked per request.",
+    )
     app_url: str = Field(default="http://localhost:3000", description="The web front end's URL.")
 
     @field_validator("database_url")

@@ -141,6 +141,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="FastAPI platform",
         description="Users, feature flags and notifications, one app per feature.",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.telemetry,
+            "metrics": settings.telemetry,
+            "logs": settings.telemetry,
+        },
     )
     app.state.settings = settings
     app.add_exception_handler(AppError, _app_error_handler)
