@@ -9,6 +9,7 @@ processes, LISTEN/NOTIFY, background workers) use ``committed_client`` or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
 from fastapi_server.main import create_app
 from fastapi_server.models import Base
-from fastapi_server.resources.database.databases import Databases
+from fastapi_server.resources.database.databases import Databases, get_databases
 from fastapi_server.resources.database.postgres import get_db_session
 from fastapi_server.tests.helpers.processes import free_port
 from init.bootstrap import bootstrap, create_database_if_missing, seed
@@ -113,14 +114,15 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client whose requests share the rolled-back test transaction."""
 
-    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+    @contextlib.asynccontextmanager
+    async def test_transaction() -> AsyncIterator[None]:
         # What the test set up before this request stays; the request gets a savepoint of
         # its own, so a failing request rolls back only its own work, like a real one.
         await db_session.commit()
         try:
-            yield db_session
+            yield
         except AppError as exc:
-            # the same rule as get_db_session: kept bookkeeping commits, then the error
+            # the same rule as request_scope: kept bookkeeping commits, then the error
             await (db_session.commit() if exc.keeps_changes else db_session.rollback())
             raise
         except BaseException:
@@ -129,7 +131,16 @@ async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.
         else:
             await db_session.commit()  # releases the request's savepoint
 
+    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+        async with test_transaction():
+            yield db_session
+
+    async def databases_in_test_transaction() -> AsyncIterator[Databases]:
+        async with test_transaction():
+            yield Databases(db_session)
+
     app.dependency_overrides[get_db_session] = session_in_test_transaction
+    app.dependency_overrides[get_databases] = databases_in_test_transaction
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http

@@ -393,9 +393,10 @@ async def user_from_access_token(dbs: Databases, token: str) -> User:
     """The active user an access token names, or ``NotAuthenticated``."""
     try:
         claims = tokens.decode(TokenKind.ACCESS, token)
-    except InvalidToken as exc:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except (InvalidToken, KeyError, ValueError) as exc:
         raise NotAuthenticated() from exc
-    user = await dbs.users.get(claims["sub"])
+    user = await dbs.users.get_caller(user_id)
     if user is None or not _token_still_valid(user, claims):
         raise NotAuthenticated()
     return user

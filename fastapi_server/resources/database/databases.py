@@ -2,40 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.database.postgres import FeatureFlagsDB
 from fastapi_server.apps.notifications.database.postgres import NotificationsDB
 from fastapi_server.apps.users.database.postgres import UsersDB
-from fastapi_server.resources.database.postgres import DBSession
+from fastapi_server.resources.database.postgres import Reader, request_scope
 
 
 class Databases:
-    """Each app's DB class, built lazily on the same session (so one transaction)."""
+    """Each app's DB class, built lazily on the same session (so one transaction).
 
-    def __init__(self, session: AsyncSession) -> None:
+    ``reader`` runs plain-row reads on that session's transaction, unless a read-only
+    scope hands its own (``Database.reads``).
+    """
+
+    def __init__(self, session: AsyncSession, reader: Reader | None = None) -> None:
         self.session = session
+        self.reader = reader or Reader(session)
 
     @cached_property
     def users(self) -> UsersDB:
-        return UsersDB(self.session)
+        return UsersDB(self.session, self.reader)
 
     @cached_property
     def feature_flags(self) -> FeatureFlagsDB:
-        return FeatureFlagsDB(self.session)
+        return FeatureFlagsDB(self.session, self.reader)
 
     @cached_property
     def notifications(self) -> NotificationsDB:
         return NotificationsDB(self.session)
 
 
-async def get_databases(session: DBSession) -> Databases:
-    """FastAPI dependency: the request's ``Databases``."""
-    return Databases(session)
+async def get_databases(request: Request) -> AsyncIterator[Databases]:
+    """FastAPI dependency: the request's ``Databases``, on one transaction committed before
+    the response is sent (see ``request_scope`` and ``get_db_session``)."""
+    async with request_scope(request) as (session, reader):
+        yield Databases(session, reader)
 
 
-DBs = Annotated[Databases, Depends(get_databases)]
+DBs = Annotated[Databases, Depends(get_databases, scope="function")]

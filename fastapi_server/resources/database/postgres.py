@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
+from asyncpg.exceptions import InternalClientError
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DBAPIError
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
@@ -46,12 +48,117 @@ def _refuse_writes(state: ORMExecuteState) -> None:
         raise ReadOnlySessionError("a read-only (GET) request tried to write")
 
 
+class Reader:
+    """Plain-row reads for hot paths: asyncpg records, without the ORM's session machinery.
+
+    A query is SQL text with ``$1``-style parameters; the rows are ``asyncpg.Record``
+    (read like mappings: ``row["email"]``); ``json``/``jsonb`` columns come back as text.
+    On a request's transaction the reads see its own changes (pending ORM changes are
+    flushed first). In a read-only (GET) scope each read borrows a pooled connection for
+    its one statement (or uses the session's, once the ORM holds one, so a request never
+    holds two), and a read that finds its connection closed by the server is retried once
+    on another. Errors are SQLAlchemy's ``DBAPIError`` (``DataError`` for a refused value),
+    like the ORM's.
+    """
+
+    def __init__(self, session: AsyncSession, engine: AsyncEngine | None = None) -> None:
+        self._session = session
+        self._engine = engine  # set for read-only scopes: reads may borrow a connection
+
+    @property
+    def read_only(self) -> bool:
+        """True in a read-only (GET) scope: autocommit, and the ORM refuses writes."""
+        return self._engine is not None
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run("fetch", query, args)
+        return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._run("fetchrow", query, args)
+        return row
+
+    async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
+        session = self._session
+        try:
+            if self._engine is not None and not session.in_transaction():
+                return await self._borrowed(self._engine, method, query, args)
+            if session.new or session.dirty or session.deleted:
+                await session.flush()
+            connection = await session.connection()
+            driver = (await connection.get_raw_connection()).driver_connection
+            return await getattr(driver, method)(query, *args)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, InternalClientError) as exc:
+            raise DBAPIError.instance(query, args, exc, Exception, hide_parameters=True) from exc
+
+    @staticmethod
+    async def _borrowed(engine: AsyncEngine, method: str, query: str, args: tuple[Any, ...]) -> Any:
+        """Run on a connection straight from the pool, without a SQLAlchemy Connection
+        around it: no transaction is begun (asyncpg runs the statement on its own), and
+        the pool's reset on return has nothing to roll back."""
+        for attempt in (1, 2):
+            pooled = await engine.raw_connection()
+            driver = pooled.driver_connection
+            try:
+                return await getattr(driver, method)(query, *args)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, InternalClientError) as exc:
+                if not _connection_lost(exc, driver):
+                    raise
+                # What SQLAlchemy does on a disconnect: this connection is dropped, and
+                # every one opened before it is replaced at its next checkout (after a
+                # server restart they are all dead), so the retry gets a live one.
+                await greenlet_spawn(engine.sync_engine.pool._invalidate, pooled, exc)
+                if attempt == 2:
+                    raise
+            finally:
+                if pooled.is_valid:
+                    await greenlet_spawn(pooled.close)
+        raise AssertionError("unreachable")
+
+
+# Errors after which a connection is not used again (the server closed it, or the
+# protocol is in an unknown state). A cancelled statement (statement_timeout) is not one.
+_LOST = (
+    asyncpg.InterfaceError,
+    InternalClientError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def _connection_lost(exc: BaseException, driver: Any) -> bool:
+    return driver is None or driver.is_closed() or isinstance(exc, _LOST)
+
+
+class ReadScope:
+    """A read-only (GET) request's database access; nothing is checked out until used.
+
+    ``session`` is an ORM session in autocommit (each statement its own transaction,
+    seeing committed data) that refuses writes; ``reader`` runs plain-row reads.
+    """
+
+    def __init__(self, engine: AsyncEngine, autocommit_engine: AsyncEngine) -> None:
+        self.session = AsyncSession(
+            bind=autocommit_engine, expire_on_commit=False, sync_session_class=_ReadOnlySession
+        )
+        self.reader = Reader(self.session, engine)
+
+    async def close(self) -> None:
+        if self.session.in_transaction():  # the ORM was used: give its connection back
+            await self.session.close()
+
+
 class Database:
     """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        # The same engine and pool, with connections handed out in autocommit: a read
+        # then costs one round trip instead of BEGIN, the query and ROLLBACK.
+        self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def from_settings(cls, settings: Settings, application_name: str) -> Database:
@@ -88,19 +195,18 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def reads(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading only, without BEGIN/COMMIT around the statements.
+    async def reads(self) -> AsyncIterator[ReadScope]:
+        """Database access for reading only, without BEGIN/COMMIT around the statements.
 
         Each statement runs in its own implicit transaction (autocommit) and sees
-        committed data; a single-query read then costs one round trip instead of three.
-        Writing through the ORM raises ``ReadOnlySessionError``.
+        committed data, so a single-query read costs one round trip. Writing through the
+        ORM raises ``ReadOnlySessionError``.
         """
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            async with AsyncSession(
-                bind=connection, expire_on_commit=False, sync_session_class=_ReadOnlySession
-            ) as session:
-                yield session
+        scope = ReadScope(self.engine, self.autocommit_engine)
+        try:
+            yield scope
+        finally:
+            await scope.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -125,31 +231,41 @@ def is_refused_value(exc: BaseException) -> bool:
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: one transaction, committed before the response is sent.
+@asynccontextmanager
+async def request_scope(request: Request) -> AsyncIterator[tuple[AsyncSession, Reader]]:
+    """The request's session and reader: one transaction, committed by the end of the block.
 
-    Used with ``scope="function"`` (see ``DBSession``): the code after ``yield`` runs
-    when the endpoint returns, before FastAPI sends the response, so a failed commit
-    answers 500 instead of following a 200. Any exception rolls back, except an
-    ``AppError`` with ``keeps_changes``: its bookkeeping is committed, then it is
-    answered. GET (and HEAD, OPTIONS) requests write nothing, so they get a read-only
-    session without BEGIN/COMMIT round trips (``Database.reads``).
+    GET (and HEAD, OPTIONS) requests write nothing, so they get a read-only session
+    without BEGIN/COMMIT round trips (``Database.reads``). Otherwise any exception rolls
+    back, except an ``AppError`` with ``keeps_changes``: its bookkeeping is committed,
+    then it is raised again.
     """
     database: Database = request.app.state.database
     if request.method in READ_ONLY_METHODS:
-        async with database.reads() as session:
-            yield session
+        async with database.reads() as scope:
+            yield scope.session, scope.reader
         return
     kept: AppError | None = None
     async with database.transaction() as session:
         try:
-            yield session
+            yield session, Reader(session)
         except AppError as exc:
             if not exc.keeps_changes:
                 raise
             kept = exc  # leaving the block normally commits
     if kept is not None:
         raise kept
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session (``request_scope``), for endpoints that need the ORM only.
+
+    Used with ``scope="function"`` (see ``DBSession``): the code after ``yield`` runs
+    when the endpoint returns, before FastAPI sends the response, so a failed commit
+    answers 500 instead of following a 200.
+    """
+    async with request_scope(request) as (session, _reader):
+        yield session
 
 
 DBSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

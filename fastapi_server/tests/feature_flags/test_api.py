@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.users import tokens
 from fastapi_server.apps.users.models import User
 from fastapi_server.apps.users.tokens import TokenKind
-from fastapi_server.resources.database.databases import Databases
-from fastapi_server.resources.database.postgres import get_db_session
+from fastapi_server.resources.database.databases import Databases, get_databases
+from fastapi_server.tests.helpers.statements import recorded_statements
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 NEW_FLAG = {"codename": "FF_NEW_CHECKOUT", "label": "New checkout", "description": "Beta."}
@@ -62,24 +62,15 @@ async def test_list_is_open_to_anyone_and_ordered_by_codename(
 
 
 async def test_public_reads_are_one_query_without_the_actors(app: FastAPI) -> None:
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if "feature_flags" in statement:  # not the background workers' statements
-            statements.append(statement)
-
-    engine = app.state.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            for path in ("/feature-flags", "/feature-flags/FF_ENABLE_REGISTRATION"):
-                statements.clear()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        for path in ("/feature-flags", "/feature-flags/FF_ENABLE_REGISTRATION"):
+            async with recorded_statements(app.state.database.engine) as recorded:
                 assert (await http.get(path)).status_code == 200
-                assert len(statements) == 1, path
-                assert "created_by" not in statements[0]
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+            # not the background workers' statements (listener, delivery worker)
+            statements = [s for s in recorded if "feature_flags" in s]
+            assert len(statements) == 1, (path, statements)
+            assert "created_by" not in statements[0]
 
 
 async def test_get_one_flag_or_404(client: httpx.AsyncClient) -> None:
@@ -425,12 +416,12 @@ async def test_evaluate_rejects_a_bad_token(client: httpx.AsyncClient, kind: str
 async def test_evaluate_does_no_database_work(app: FastAPI) -> None:
     sessions: list[str] = []
 
-    async def counted_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async def counted_databases(request: Request) -> AsyncIterator[Databases]:
         sessions.append(request.url.path)
-        async for session in get_db_session(request):
-            yield session
+        async for databases in get_databases(request):
+            yield databases
 
-    app.dependency_overrides[get_db_session] = counted_session
+    app.dependency_overrides[get_databases] = counted_databases
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         anonymous = await http.get("/feature-flags/evaluate")

@@ -82,6 +82,32 @@ async def test_the_get_endpoints_answer_on_the_read_only_session(
     assert (await committed_client.get("/users", headers=headers)).json()["total"] == 1
 
 
+async def test_a_get_refuses_a_token_at_once_after_logout_or_deactivation(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with Database(engine).transaction() as session:
+        ada = await make_user(Databases(session), email="ada@example.org")
+        bob = await make_user(Databases(session), email="bob@example.org")
+    ada_headers, bob_headers = auth_headers(ada), auth_headers(bob)
+    me = await committed_client.get("/users/user", headers=ada_headers)
+    assert me.status_code == 200
+    assert me.json()["id"] == str(ada.id)
+    assert me.json()["email"] == "ada@example.org"
+
+    assert (await committed_client.post("/auth/logout", headers=ada_headers)).status_code == 200
+    after_logout = await committed_client.get("/users/user", headers=ada_headers)
+    assert after_logout.status_code == 401
+
+    assert (await committed_client.get("/users/user", headers=bob_headers)).status_code == 200
+    async with engine.begin() as conn:  # as a psql administrator would
+        await conn.execute(
+            text("UPDATE users SET is_active = false WHERE id = :id"), {"id": bob.id}
+        )
+    deactivated = await committed_client.get("/users/user", headers=bob_headers)
+    assert deactivated.status_code == 401
+    assert deactivated.json()["detail"]["code"] == "NOT_AUTHENTICATED"
+
+
 # --- bursts of logins -----------------------------------------------------------------
 
 

@@ -13,19 +13,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fastapi_server.apps.users.models import RefreshToken, User, VerificationCode
+from fastapi_server.resources.database.postgres import Reader
 
 # Doubling stops growing here (2**20 lockouts is far past any cap), so power() never overflows.
 _MAX_LOCK_EXPONENT = 20
 # Bulk statements leave loaded objects alone (no implicit expiry, which would make the
 # next attribute access do IO); reads use populate_existing to see their effects.
 _NO_SYNC = {"synchronize_session": False}
+_USER_KEYS = tuple(column.key for column in User.__table__.columns)
+_READ_USER = f"SELECT {', '.join(_USER_KEYS)} FROM users WHERE id = $1"  # noqa: S608
 
 
 class UsersDB:
     """Queries on the users app's tables, on the caller's session (never commits)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, reader: Reader | None = None) -> None:
         self.session = session
+        self.reader = reader or Reader(session)
 
     # --- users ---------------------------------------------------------------------
 
@@ -38,6 +42,17 @@ class UsersDB:
         return await self.session.get(
             User, user_id, populate_existing=True, with_for_update=for_update
         )
+
+    async def get_caller(self, user_id: uuid.UUID) -> User | None:
+        """The user a request acts for (``get``), read on every authenticated request.
+
+        In a read-only (GET) scope it is one plain-row read made into a detached ``User``
+        (no session: a GET changes nothing); a request that writes gets the session's.
+        """
+        if not self.reader.read_only:
+            return await self.get(user_id)
+        row = await self.reader.fetchrow(_READ_USER, user_id)
+        return None if row is None else User(**dict(row))
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
         """The user whose email matches ignoring case, re-read from the database.
