@@ -8,8 +8,10 @@ refused), the kind's audience and ``typ``, and an unexpired ``exp``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,12 +94,36 @@ def encode(
 
 
 def decode(kind: TokenKind, token: str, *, settings: UsersSettings | None = None) -> dict[str, Any]:
-    """The claims of a valid token of ``kind``; ``InvalidToken`` otherwise."""
+    """The claims of a valid token of ``kind``; ``InvalidToken`` otherwise.
+
+    Access tokens are checked on every authenticated request, and a client sends the
+    same one until it expires: a verified one is remembered (per process, the last
+    ``VERIFIED_ACCESS_TOKENS``) with its claims, and then only its expiry is checked
+    again. Revocation is not affected: it is read from the user's row on each request.
+    """
     settings = settings or get_users_settings()
+    if kind is not TokenKind.ACCESS:
+        return _verified_claims(kind, token, _secret(kind, settings))
+    claims = _verified_access_claims(token, settings.jwt_secret)
+    if claims["exp"] <= time.time():  # as PyJWT decides it, without leeway
+        raise InvalidToken("Signature has expired")
+    return dict(claims)  # the caller's own copy
+
+
+VERIFIED_ACCESS_TOKENS = 2048
+
+
+@functools.lru_cache(maxsize=VERIFIED_ACCESS_TOKENS)
+def _verified_access_claims(token: str, secret: str) -> dict[str, Any]:
+    """Only successes are remembered (a raised error is not), keyed by the secret too."""
+    return _verified_claims(TokenKind.ACCESS, token, secret)
+
+
+def _verified_claims(kind: TokenKind, token: str, secret: str) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            _secret(kind, settings),
+            secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCES[kind],
             options={"require": ["exp", "iat", "sub", "aud", "typ"]},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -90,6 +91,37 @@ async def test_alg_none_other_algorithms_tampering_and_expiry_are_refused(
         response = await client.get("/users/user", headers=bearer(token))
         assert response.status_code == 401, token
     assert (await client.get("/users/user", headers=bearer(good))).status_code == 200
+
+
+async def test_a_remembered_access_token_still_expires(
+    client: httpx.AsyncClient, ada: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = core.access_token(ada).token
+    assert (await client.get("/users/user", headers=bearer(token))).status_code == 200
+    expiry = claims(token)["exp"]
+    assert tokens.decode(TokenKind.ACCESS, token)["exp"] == expiry  # remembered now
+    monkeypatch.setattr(time, "time", lambda: float(expiry))  # the second it expires
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode(TokenKind.ACCESS, token)
+    response = await client.get("/users/user", headers=bearer(token))
+    assert response.status_code == 401
+    assert detail(response)["code"] == "NOT_AUTHENTICATED"
+
+
+async def test_a_remembered_access_token_is_refused_once_the_secret_changes(
+    ada: User, users_env: UsersEnv
+) -> None:
+    token = core.access_token(ada).token
+    assert tokens.decode(TokenKind.ACCESS, token)["sub"] == ada.id
+    users_env(JWT_SECRET="a-new-secret-after-rotation-0123456789abcdef")
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode(TokenKind.ACCESS, token)
+
+
+async def test_callers_cannot_change_a_remembered_token(ada: User) -> None:
+    token = core.access_token(ada).token
+    tokens.decode(TokenKind.ACCESS, token)["sub"] = uuid.uuid4()
+    assert tokens.decode(TokenKind.ACCESS, token)["sub"] == ada.id
 
 
 def _none_header() -> str:
