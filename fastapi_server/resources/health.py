@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from fastapi_server.resources.database.postgres import Database
+from fastapi_server.resources.database.postgres import Database, DatabaseRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=DatabaseRoute)
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0

@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 
 def bucket(codename: str, user_id: uuid.UUID) -> int:
@@ -45,6 +46,17 @@ class FlagCache:
     def __init__(self) -> None:
         self.rules: Mapping[str, FlagRule] = {}
         self.loaded = False
+        self._anonymous: tuple[Mapping[str, FlagRule], Mapping[str, bool]] = ({}, {})
+
+    def anonymous_view(self) -> Mapping[str, bool]:
+        """Every flag's value for anonymous callers (read-only): the same for everyone, so
+        it is worked out once per change of ``rules``, not per request."""
+        rules, view = self._anonymous
+        if rules is not self.rules:
+            rules = self.rules
+            view = MappingProxyType({code: rule.evaluate(None) for code, rule in rules.items()})
+            self._anonymous = (rules, view)
+        return view
 
     def replace_all(self, rules: Iterable[FlagRule]) -> None:
         """A full reload: exactly these flags exist."""

@@ -15,7 +15,7 @@ once the caller's transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from pydantic import TypeAdapter
@@ -77,8 +77,15 @@ def require_flag(
 
 def evaluate_all(user: HasId | None = None) -> dict[str, bool]:
     """Every known flag's value for ``user`` (None: the everyone view), from the cache."""
-    user_id = None if user is None else user.id
-    return {codename: rule.evaluate(user_id) for codename, rule in flag_cache.rules.items()}
+    if user is None:
+        return dict(flag_cache.anonymous_view())
+    return {codename: rule.evaluate(user.id) for codename, rule in flag_cache.rules.items()}
+
+
+def anonymous_view() -> Mapping[str, bool]:
+    """Every known flag's value for anonymous callers, read-only; the same object until a
+    flag changes (callers may key their own caches on it)."""
+    return flag_cache.anonymous_view()
 
 
 _FLAG_LIST = TypeAdapter(list[FeatureFlagRead])

@@ -9,9 +9,10 @@ is for superusers (401 without a valid token, 403 ``NOT_SUPERUSER`` otherwise).
 
 from __future__ import annotations
 
-from fastapi_server.apps.users.entitlements import OptionalCaller, Superuser
+from fastapi_server.apps.users.entitlements import OPTIONAL_BEARER, Superuser, caller_or_none
 
 FlagAdmin = Superuser
-FlagReader = OptionalCaller
+flag_reader = caller_or_none  # called by the evaluate endpoint itself, not as a dependency
+FLAG_READER_SECURITY = OPTIONAL_BEARER
 
-__all__ = ["FlagAdmin", "FlagReader"]
+__all__ = ["FLAG_READER_SECURITY", "FlagAdmin", "flag_reader"]

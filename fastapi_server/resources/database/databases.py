@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fastapi_server.apps.feature_flags.database.postgres import FeatureFlagsDB
 from fastapi_server.apps.notifications.database.postgres import NotificationsDB
 from fastapi_server.apps.users.database.postgres import UsersDB
-from fastapi_server.resources.database.postgres import Reader, request_scope
+from fastapi_server.resources.database.postgres import DatabaseRoute, Reader, request_database
 
 
 class Databases:
@@ -39,11 +38,12 @@ class Databases:
         return NotificationsDB(self.session)
 
 
-async def get_databases(request: Request) -> AsyncIterator[Databases]:
-    """FastAPI dependency: the request's ``Databases``, on one transaction committed before
-    the response is sent (see ``request_scope`` and ``get_db_session``)."""
-    async with request_scope(request) as (session, reader):
-        yield Databases(session, reader)
+async def get_databases(request: Request) -> Databases:
+    """FastAPI dependency: the request's ``Databases``, on the request's one transaction
+    (``RequestDatabase``: committed before the response is sent)."""
+    return Databases(*request_database(request).open())
 
 
-DBs = Annotated[Databases, Depends(get_databases, scope="function")]
+DBs = Annotated[Databases, Depends(get_databases)]
+
+__all__ = ["DBs", "DatabaseRoute", "Databases", "get_databases"]

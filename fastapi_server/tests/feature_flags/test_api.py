@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -402,6 +402,8 @@ BAD_AUTHORIZATIONS: dict[str, Callable[[], str]] = {
     "refresh-token": lambda: f"Bearer {_token(TokenKind.REFRESH)}",
     "verification-token": lambda: f"Bearer {_token(TokenKind.VERIFICATION)}",
     "not-bearer": lambda: "Basic dXNlcjpwYXNz",
+    "bearer-without-token": lambda: "Bearer",
+    "no-scheme": lambda: _token(TokenKind.ACCESS),
 }
 
 
@@ -413,13 +415,20 @@ async def test_evaluate_rejects_a_bad_token(client: httpx.AsyncClient, kind: str
     assert response.json()["detail"]["code"] == "NOT_AUTHENTICATED"
 
 
+async def test_evaluate_documents_its_optional_bearer_token(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    operation = schema["paths"]["/feature-flags/evaluate"]["get"]
+    assert operation["security"] == [{"OAuth2PasswordBearer": []}, {}]
+    assert "OAuth2PasswordBearer" in schema["components"]["securitySchemes"]
+    assert "401" in operation["responses"]
+
+
 async def test_evaluate_does_no_database_work(app: FastAPI) -> None:
     sessions: list[str] = []
 
-    async def counted_databases(request: Request) -> AsyncIterator[Databases]:
+    async def counted_databases(request: Request) -> Databases:
         sessions.append(request.url.path)
-        async for databases in get_databases(request):
-            yield databases
+        return await get_databases(request)
 
     app.dependency_overrides[get_databases] = counted_databases
     transport = httpx.ASGITransport(app=app)

@@ -130,3 +130,16 @@ async def test_evaluate_all_gives_the_callers_view(cache: None) -> None:
     )
     assert core.evaluate_all() == {"FF_ON": True, "FF_OFF": False, "FF_LISTED": False}
     assert core.evaluate_all(listed) == {"FF_ON": True, "FF_OFF": False, "FF_LISTED": True}
+
+
+async def test_the_anonymous_view_follows_every_change_of_the_rules(cache: None) -> None:
+    _load(FlagRule("FF_A", True), FlagRule("FF_B", False))
+    first = core.anonymous_view()
+    assert dict(first) == {"FF_A": True, "FF_B": False}
+    assert core.anonymous_view() is first  # worked out once per change, not per call
+    flag_cache.update(["FF_B"], [FlagRule("FF_B", True)])
+    assert dict(core.anonymous_view()) == {"FF_A": True, "FF_B": True}
+    flag_cache.update(["FF_A"], [])  # deleted
+    assert dict(core.anonymous_view()) == {"FF_B": True}
+    with pytest.raises(TypeError):
+        core.anonymous_view()["FF_B"] = False  # type: ignore[index]

@@ -37,5 +37,9 @@ async def test_ready_is_503_with_clear_body_when_database_is_down() -> None:
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
     given = await client.get("/_status", headers={"X-Request-ID": "abc-123"})
     made = await client.get("/_status")
+    again = await client.get("/_status")
     assert given.headers["x-request-id"] == "abc-123"
-    assert len(made.headers["x-request-id"]) == 32
+    for response in (made, again):
+        assert len(response.headers["x-request-id"]) == 32
+        int(response.headers["x-request-id"], 16)  # hex, like a uuid4().hex
+    assert made.headers["x-request-id"] != again.headers["x-request-id"]

@@ -6,12 +6,13 @@ import asyncio
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag
+from fastapi_server.resources.database.databases import DBs
 from fastapi_server.resources.database.postgres import Database, Reader, is_refused_value
 
 
@@ -66,3 +67,21 @@ async def test_get_reads_go_on_after_the_server_closed_their_connections(
         assert closed
         after = [await http.get("/feature-flags") for _ in range(12)]
     assert [response.status_code for response in after] == [200] * 12
+
+
+async def test_a_route_without_the_database_route_class_fails_clearly(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = APIRouter()
+
+    @plain.get("/_probe/plain")
+    async def plain_route(dbs: DBs) -> dict[str, int]:
+        return {"flags": len(await dbs.feature_flags.read_all())}
+
+    app.include_router(plain)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/_probe/plain")
+    assert response.status_code == 500
+    assert response.json()["detail"]["code"] == "INTERNAL_ERROR"
+    assert "route_class=DatabaseRoute" in caplog.text

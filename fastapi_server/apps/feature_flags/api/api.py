@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from fastapi_server.apps.feature_flags import core
-from fastapi_server.apps.feature_flags.entitlements import FlagAdmin, FlagReader
+from fastapi_server.apps.feature_flags.entitlements import (
+    FLAG_READER_SECURITY,
+    FlagAdmin,
+    flag_reader,
+)
 from fastapi_server.apps.feature_flags.schemas import (
     CODENAME_RULE,
     Codename,
@@ -18,9 +24,9 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagUpdate,
 )
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.database.databases import DBs
+from fastapi_server.resources.database.databases import DatabaseRoute, DBs
 
-router = APIRouter(prefix="/feature-flags", tags=["feature flags"])
+router = APIRouter(prefix="/feature-flags", tags=["feature flags"], route_class=DatabaseRoute)
 
 CodenamePath = Annotated[
     Codename, Path(description=f"The flag's codename: {CODENAME_RULE}.", examples=["FF_X"])
@@ -32,6 +38,39 @@ NOT_FOUND: Responses = {404: error_doc("FEATURE_FLAG_NOT_FOUND")}
 ADMIN_ONLY: Responses = {401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")}
 
 
+# Evaluation first: routes are matched in order, and a front end asks on every page.
+@router.get(
+    "/evaluate",
+    response_model=dict[str, bool],
+    responses={401: error_doc("NOT_AUTHENTICATED: a bad Bearer token")},
+    openapi_extra=FLAG_READER_SECURITY,
+)
+async def evaluate(request: Request) -> dict[str, bool] | Response:
+    """Each flag's value for the caller, `{codename: bool}`, so a front end can hide what is
+    off. Without a Bearer token: the value anonymous visitors get (on only when active and
+    rolled out to 100%). Served from the process's cache, which follows every change
+    within a second."""
+    user = flag_reader(request)
+    if user is None:
+        return _anonymous_evaluation()
+    return core.evaluate_all(user)
+
+
+class _RenderedView:
+    """The anonymous view as JSON, rendered again only when the view changes."""
+
+    view: Mapping[str, bool] | None = None
+    body = b""
+
+
+def _anonymous_evaluation() -> Response:
+    view = core.anonymous_view()
+    if _RenderedView.view is not view:
+        _RenderedView.body = json.dumps(dict(view), separators=(",", ":")).encode()
+        _RenderedView.view = view
+    return Response(content=_RenderedView.body, media_type="application/json")
+
+
 @router.get("", response_model=list[FeatureFlagRead])
 async def list_flags(dbs: DBs) -> list[FeatureFlagRead]:
     """Every flag with its targeting, ordered by codename. Open to anyone, so without
@@ -39,15 +78,6 @@ async def list_flags(dbs: DBs) -> list[FeatureFlagRead]:
     # Already FeatureFlagRead instances: FastAPI's response validation passes them
     # through as they are (no second validation) and serialises them in pydantic-core.
     return await core.list_flags(dbs)
-
-
-@router.get("/evaluate", response_model=dict[str, bool])
-async def evaluate(user: FlagReader) -> dict[str, bool]:
-    """Each flag's value for the caller, `{codename: bool}`, so a front end can hide what is
-    off. Without a Bearer token: the value anonymous visitors get (on only when active and
-    rolled out to 100%). Served from the process's cache, which follows every change
-    within a second."""
-    return core.evaluate_all(user)
 
 
 @router.get("/{codename}", response_model=FeatureFlagRead, responses=NOT_FOUND)

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-router = APIRouter(tags=["notifications"])
+from fastapi_server.resources.database.databases import DatabaseRoute
+
+router = APIRouter(tags=["notifications"], route_class=DatabaseRoute)

@@ -29,12 +29,30 @@ from fastapi_server.apps.users.schemas import (
 )
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.database.databases import DBs
+from fastapi_server.resources.database.databases import DatabaseRoute, DBs
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=DatabaseRoute)
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
 MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane integer
+
+
+# The profile first: routes are matched in order, and GET /users/user is the most requested.
+@router.get("/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")})
+async def read_me(user: CurrentUser) -> UserRead:
+    """The caller's account."""
+    return UserRead.model_validate(user)
+
+
+@router.patch(
+    "/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")}
+)
+async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRead:
+    """Change the caller's own names."""
+    updated = await core.update_profile(
+        dbs, user, first_name=user_in.first_name, last_name=user_in.last_name
+    )
+    return UserRead.model_validate(updated)
 
 
 @router.post(
@@ -172,23 +190,6 @@ async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
         dbs, email=str(reset_in.email), token=reset_in.token, password=reset_in.password
     )
     return PasswordReset()
-
-
-@router.get("/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")})
-async def read_me(user: CurrentUser) -> UserRead:
-    """The caller's account."""
-    return UserRead.model_validate(user)
-
-
-@router.patch(
-    "/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
-async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRead:
-    """Change the caller's own names."""
-    updated = await core.update_profile(
-        dbs, user, first_name=user_in.first_name, last_name=user_in.last_name
-    )
-    return UserRead.model_validate(updated)
 
 
 @router.get(
