@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
@@ -57,9 +58,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             for app_lifespan in APP_LIFESPANS:
                 await stack.enter_async_context(app_lifespan(app))
-            yield
+            _freeze_startup_objects()
+            try:
+                yield
+            finally:
+                gc.unfreeze()  # collectable again once this app is gone (tests make many)
     finally:
         await database.dispose()
+
+
+def _freeze_startup_objects() -> None:
+    """Hide what start-up made (modules, routes, schemas, mappers: it lives as long as the
+    process) from the garbage collector. A full collection walks every tracked object;
+    with these it paused a worker for 70-100 ms, the p99 of every endpoint under load,
+    and without them for under 10 ms. No collection first: it would cost every start
+    (and every test's app) about 0.1 s, and start-up leaves little garbage to keep."""
+    gc.freeze()
 
 
 def _request_ids() -> Iterator[str]:

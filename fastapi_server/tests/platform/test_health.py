@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 
 from fastapi_server.config import Settings
@@ -43,3 +45,13 @@ async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) ->
         assert len(response.headers["x-request-id"]) == 32
         int(response.headers["x-request-id"], 16)  # hex, like a uuid4().hex
     assert made.headers["x-request-id"] != again.headers["x-request-id"]
+
+
+async def test_start_up_objects_are_hidden_from_the_collector_while_the_app_runs(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    before = gc.get_freeze_count()
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > before  # full collections skip what start-up made
+    assert gc.get_freeze_count() == 0  # and it is collectable again once the app is gone
