@@ -10,7 +10,11 @@ behind the hashing threads wait without holding a pooled connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import string
+import sys
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -51,8 +55,27 @@ def crypt_context(settings: UsersSettings | None = None) -> CryptContext:
 
 
 @lru_cache
-def _executor(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="password-hash")
+def _executor(threads: int, niceness: int = 0) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        max_workers=threads,
+        thread_name_prefix="password-hash",
+        initializer=_yield_to_requests,
+        initargs=(niceness,),
+    )
+
+
+def _yield_to_requests(niceness: int) -> None:
+    """Lower this hashing thread's priority (Linux schedules threads one by one, and raising
+    one's own niceness needs no privilege); elsewhere threads keep the process's."""
+    if niceness and sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), current + niceness)
+
+
+def _hashing_executor() -> ThreadPoolExecutor:
+    settings = get_users_settings()
+    return _executor(settings.hashing_threads, settings.hashing_niceness)
 
 
 # One semaphore per event loop (and thread count): asyncio primitives belong to a loop.
@@ -130,14 +153,14 @@ def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
 async def hash_password(password: str) -> str:
     """Hash in the hashing thread pool."""
     loop = asyncio.get_running_loop()
-    executor = _executor(get_users_settings().hashing_threads)
+    executor = _hashing_executor()
     return await loop.run_in_executor(executor, hash_password_sync, password)
 
 
 async def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """Verify in the hashing thread pool; see ``verify_password_sync``."""
     loop = asyncio.get_running_loop()
-    executor = _executor(get_users_settings().hashing_threads)
+    executor = _hashing_executor()
     return await loop.run_in_executor(executor, verify_password_sync, password, hashed)
 
 
@@ -158,7 +181,7 @@ def dummy_hash() -> str:
 async def burn_a_verify(password: str) -> None:
     """Spend what a real verify costs, so unknown emails answer in the same time."""
     loop = asyncio.get_running_loop()
-    executor = _executor(get_users_settings().hashing_threads)
+    executor = _hashing_executor()
     hashed = await loop.run_in_executor(executor, dummy_hash)
     await verify_password(password, hashed)
 

@@ -89,6 +89,13 @@ class UsersSettings(BaseSettings):
         ge=1,
         description="Threads that hash passwords (each argon2 hash holds its memory cost).",
     )
+    hashing_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness of the hashing threads (Linux): above 0 they yield the CPU to "
+        "request handling when both want it, so a login storm slows logins, not the rest.",
+    )
 
     password_min_length: int = Field(default=8, ge=8)
     common_passwords_file: Path = COMMON_PASSWORDS_FILE

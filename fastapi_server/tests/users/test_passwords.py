@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 from pathlib import Path
 
 import bcrypt
@@ -188,3 +190,20 @@ async def test_the_common_list_is_read_at_start_up_not_in_a_request(
             response = await register(http, "weak@example.org", password="Password123!")
     assert response.status_code == 400
     assert response.json()["detail"]["reason"] == "TOO_COMMON"
+
+
+def _own_niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads have a niceness of their own on Linux")
+async def test_hashing_threads_yield_the_cpu_to_request_handling(users_env: UsersEnv) -> None:
+    users_env(HASHING_NICENESS="7", HASHING_THREADS="3")
+    loop = asyncio.get_running_loop()
+    before = _own_niceness()
+    hashing = await loop.run_in_executor(passwords._hashing_executor(), _own_niceness)
+    assert hashing == min(19, before + 7)
+    assert _own_niceness() == before  # the event loop's thread keeps its priority
+    assert passwords.verify_password_sync(
+        STRONG_PASSWORD, await passwords.hash_password(STRONG_PASSWORD)
+    )[0]
