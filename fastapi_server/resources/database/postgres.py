@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 from fastapi import Depends, Request, Response
@@ -263,6 +264,13 @@ class RequestDatabase:
                 self._reader = Reader(self._session)
         return self._session, self._reader
 
+    @property
+    def holds_resources(self) -> bool:
+        """Whether ``finish`` has work to do: a transaction, or a read session in use."""
+        if self._read_scope is not None:
+            return self._read_scope.session.in_transaction()
+        return self._session is not None
+
     async def finish(self, error: BaseException | None) -> None:
         """Commit (no error, or one that ``keeps_changes``) or roll back, then close."""
         if self._read_scope is not None:
@@ -298,9 +306,13 @@ class DatabaseRoute(APIRoute):
             try:
                 response = await handler(request)
             except BaseException as error:
-                await access.finish(error)
+                if access.holds_resources:
+                    with anyio.CancelScope(shield=True):  # a cancelled request still cleans up
+                        await access.finish(error)
                 raise
-            await access.finish(None)
+            if access.holds_resources:
+                with anyio.CancelScope(shield=True):
+                    await access.finish(None)
             return response
 
         return with_database
