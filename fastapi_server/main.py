@@ -184,9 +184,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.state.settings = settings
-    app.router.route_class = (
-        DatabaseRoute  # routes added on the app itself (the routers set theirs)
-    )
+    # Routes added on the app itself get the request's database too (routers set theirs).
+    app.router.route_class = DatabaseRoute
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(DatabaseError, _database_error_handler)

@@ -94,6 +94,8 @@ async def test_raw_sql_changes_reach_the_running_api_within_a_second(
     committed_client: httpx.AsyncClient, clean_database: str
 ) -> None:
     assert await _on(REGISTRATION)
+    before = await committed_client.get("/feature-flags/evaluate")  # rendered once, kept
+    assert before.json() == {REGISTRATION: True}
     await _sql(
         clean_database,
         f"UPDATE feature_flags SET is_active = false WHERE codename = '{REGISTRATION}'",
@@ -110,6 +112,8 @@ async def test_raw_sql_changes_reach_the_running_api_within_a_second(
     await _sql(clean_database, "DELETE FROM feature_flags WHERE codename = 'FF_NEW'")
     await eventually(lambda: _absent("FF_NEW"), within=1.0)
     assert await core.is_enabled("FF_NEW", default_if_missing=True) is True  # its default now
+    after = await committed_client.get("/feature-flags/evaluate")
+    assert after.json() == {REGISTRATION: False}
 
 
 async def test_evaluate_answers_for_the_caller(

@@ -56,19 +56,25 @@ async def evaluate(request: Request) -> dict[str, bool] | Response:
     return core.evaluate_all(user)
 
 
-class _RenderedView:
-    """The anonymous view as JSON, rendered again only when the view changes."""
+class _JsonOfView:
+    """A view of the flags as JSON, rendered again only when the view object changes."""
 
-    view: Mapping[str, bool] | None = None
-    body = b""
+    def __init__(self) -> None:
+        self._view: Mapping[str, bool] | None = None
+        self._body = b""
+
+    def __call__(self, view: Mapping[str, bool]) -> bytes:
+        if view is not self._view:
+            self._body = json.dumps(dict(view), separators=(",", ":")).encode()
+            self._view = view
+        return self._body
+
+
+_anonymous_json = _JsonOfView()
 
 
 def _anonymous_evaluation() -> Response:
-    view = core.anonymous_view()
-    if _RenderedView.view is not view:
-        _RenderedView.body = json.dumps(dict(view), separators=(",", ":")).encode()
-        _RenderedView.view = view
-    return Response(content=_RenderedView.body, media_type="application/json")
+    return Response(content=_anonymous_json(core.anonymous_view()), media_type="application/json")
 
 
 @router.get("", response_model=list[FeatureFlagRead])
