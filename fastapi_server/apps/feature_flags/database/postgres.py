@@ -51,7 +51,7 @@ class FeatureFlagsDB:
         return await self.session.get(FeatureFlag, codename, populate_existing=True)
 
     async def read_all(self) -> list[dict[str, Any]]:
-        """Every flag's public columns (``READ_COLUMNS``), ordered by codename, as dicts."""
+        """Every flag's public columns (``READ_KEYS``), ordered by codename, as dicts."""
         return [dict(row) for row in await self.reader.fetch(_READ_ALL)]
 
     async def read_one(self, codename: str) -> dict[str, Any] | None:
