@@ -50,7 +50,7 @@ async def evaluate(request: Request) -> dict[str, bool] | Response:
     off. Without a Bearer token: the value anonymous visitors get (on only when active and
     rolled out to 100%). Served from the process's cache, which follows every change
     within a second."""
-    user = flag_reader(request)
+    user = await flag_reader(request)
     if user is None:
         return _anonymous_evaluation()
     return core.evaluate_all(user)
