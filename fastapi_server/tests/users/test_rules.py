@@ -213,17 +213,23 @@ async def test_production_names_every_secret_left_at_its_default(
 # --- login: enumeration, lockout, logging ---------------------------------------------
 
 
-async def test_unknown_email_answers_like_a_wrong_password_after_the_same_work(
-    client: httpx.AsyncClient, ada: User, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    verified: list[str] = []
+@pytest.fixture
+def verified(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hashes that passwords were verified against during the test, in order."""
+    hashes: list[str] = []
     real_verify = passwords.verify_password_sync
 
     def counting_verify(password: str, hashed: str) -> tuple[bool, str | None]:
-        verified.append(hashed)
+        hashes.append(hashed)
         return real_verify(password, hashed)
 
     monkeypatch.setattr(passwords, "verify_password_sync", counting_verify)
+    return hashes
+
+
+async def test_unknown_email_answers_like_a_wrong_password_after_the_same_work(
+    client: httpx.AsyncClient, ada: User, verified: list[str]
+) -> None:
     wrong = await login(client, "ada@example.org", WRONG)
     assert len(verified) == 1
     unknown = await login(client, "nobody@example.org", WRONG)
@@ -234,21 +240,13 @@ async def test_unknown_email_answers_like_a_wrong_password_after_the_same_work(
 
 
 async def test_a_locked_account_answers_after_the_same_work(
-    client: httpx.AsyncClient, ada: User, dbs: Databases, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, ada: User, dbs: Databases, verified: list[str]
 ) -> None:
     await dbs.session.execute(
         text("UPDATE users SET locked_until = now() + interval '1 hour' WHERE id = :id"),
         {"id": ada.id},
     )
     await dbs.session.commit()
-    verified: list[str] = []
-    real_verify = passwords.verify_password_sync
-
-    def counting_verify(password: str, hashed: str) -> tuple[bool, str | None]:
-        verified.append(hashed)
-        return real_verify(password, hashed)
-
-    monkeypatch.setattr(passwords, "verify_password_sync", counting_verify)
     locked = await login(client, "ada@example.org")
     assert locked.status_code == 429
     assert detail(locked)["code"] == "LOGIN_USER_LOCKED"
