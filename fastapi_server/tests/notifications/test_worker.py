@@ -215,11 +215,26 @@ async def test_console_transport_logs_the_whole_message(
     assert "Your verification code is: 424242" in logged
 
 
+async def _standalone_worker(
+    variables: dict[str, str], *, stderr: int
+) -> asyncio.subprocess.Process:
+    """``python -m fastapi_server.apps.notifications.worker`` from the repository root, with
+    ``variables`` added to this environment; stdout is piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fastapi_server.apps.notifications.worker",
+        cwd=REPO_ROOT,
+        env={**os.environ, **variables},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+    )
+
+
 async def test_standalone_worker_delivers_and_stops_cleanly_on_sigterm(
     committed: Database, smtp: SMTPCatcher
 ) -> None:
-    env = {
-        **os.environ,
+    variables = {
         "NOTIFICATIONS_TRANSPORT": "smtp",
         "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
         "NOTIFICATIONS_SMTP_PORT": str(smtp.port),
@@ -227,15 +242,7 @@ async def test_standalone_worker_delivers_and_stops_cleanly_on_sigterm(
         "NOTIFICATIONS_FROM_EMAIL": "worker@platform.test",
         "LOG_FORMAT": "text",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fastapi_server.apps.notifications.worker",
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await _standalone_worker(variables, stderr=asyncio.subprocess.STDOUT)
     try:
         [message_id] = await enqueue_committed(committed, ["standalone@example.com"])
         email = await smtp.wait_for("standalone@example.com", timeout=20)
@@ -371,15 +378,8 @@ async def test_smtp_send_is_bounded_as_a_whole_by_the_timeout(committed: Databas
 async def test_standalone_worker_refuses_a_bad_configuration_in_one_line(
     variables: dict[str, str], expected: str
 ) -> None:
-    env = {**os.environ, "ENV": "production", "LOG_FORMAT": "text", **variables}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fastapi_server.apps.notifications.worker",
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    process = await _standalone_worker(
+        {"ENV": "production", "LOG_FORMAT": "text", **variables}, stderr=asyncio.subprocess.PIPE
     )
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
