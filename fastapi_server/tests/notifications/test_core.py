@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from fastapi_server.apps.notifications.settings import (
 from fastapi_server.config import get_settings
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.mail import outbox_for
+from fastapi_server.tests.helpers.settings import SettingsEnv, app_settings_env
 
 CONTEXTS: dict[str, dict[str, Any]] = {
     "registration_code": {"first_name": "Ada", "code": "123456", "expires_minutes": 10},
@@ -172,21 +173,14 @@ async def test_rendering_reads_no_template_file_once_loaded(
 
 
 @pytest.fixture
-def notifications_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+def notifications_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SettingsEnv]:
     """``notifications_env(SUBJECTS="...")`` sets NOTIFICATIONS_* for this test."""
-
-    def configure(**values: str) -> None:
-        for key, value in values.items():
-            monkeypatch.setenv(f"NOTIFICATIONS_{key}", value)
-        get_notifications_settings.cache_clear()
-
-    yield configure
-    monkeypatch.undo()
-    get_notifications_settings.cache_clear()
+    with app_settings_env(monkeypatch, "NOTIFICATIONS_", get_notifications_settings) as configure:
+        yield configure
 
 
 async def test_subjects_can_be_overridden_from_settings(
-    dbs: Databases, notifications_env: Callable[..., None]
+    dbs: Databases, notifications_env: SettingsEnv
 ) -> None:
     overrides = {"welcome": "Hello {{ first_name }}, welcome to {{ app_name }}!"}
     notifications_env(SUBJECTS=json.dumps(overrides), APP_NAME="Acme")
@@ -218,7 +212,7 @@ def test_bad_subject_overrides_are_refused_at_start(subjects: dict[str, str], er
 
 @pytest.mark.parametrize("template", sorted(CONTEXTS))
 async def test_a_subject_may_use_everything_check_subject_allows(
-    dbs: Databases, notifications_env: Callable[..., None], template: str
+    dbs: Databases, notifications_env: SettingsEnv, template: str
 ) -> None:
     names = sorted({*TEMPLATES[template].required, *DEFAULT_CONTEXT})
     subject = " ".join(f"{{{{ {name} }}}}" for name in names)

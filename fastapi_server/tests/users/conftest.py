@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from fastapi_server.apps.users.models import User
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.resources.database.databases import Databases
+from fastapi_server.tests.helpers.settings import SettingsEnv, app_settings_env
 from fastapi_server.tests.helpers.users import make_user
 
 # Argon2 at its cheapest: the tests hash hundreds of times. Production keeps the strong
@@ -30,21 +31,14 @@ def fast_hashing() -> Iterator[None]:
     get_users_settings.cache_clear()
 
 
-UsersEnv = Callable[..., None]
+UsersEnv = SettingsEnv
 
 
 @pytest.fixture
 def users_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[UsersEnv]:
     """``users_env(RETURN_VERIFICATION_TOKENS="1", ...)`` sets USERS_* for this test."""
-
-    def configure(**values: str) -> None:
-        for key, value in values.items():
-            monkeypatch.setenv(f"USERS_{key}", value)
-        get_users_settings.cache_clear()
-
-    yield configure
-    monkeypatch.undo()
-    get_users_settings.cache_clear()
+    with app_settings_env(monkeypatch, "USERS_", get_users_settings) as configure:
+        yield configure
 
 
 @pytest.fixture
