@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,18 +53,21 @@ class LiveServer:
             sys.executable, "-m", "uvicorn", "fastapi_server.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
         ]  # fmt: skip
+        # A file, not a pipe: nobody reads the output until stop(), and a full pipe would
+        # block the server on its next log line.
+        self.output = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
             env={**os.environ, **env},
-            stdout=subprocess.PIPE,
+            stdout=self.output,
             stderr=subprocess.STDOUT,
             text=True,
         )
         try:
             wait_for_http(f"{self.url}/_status", process=self.process)
-        except BaseException:
-            self.stop()
+        except BaseException as exc:
+            exc.add_note(f"server output:\n{self.stop()}")
             raise
 
     def stop(self) -> str:
@@ -75,7 +79,8 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        return self.process.stdout.read() if self.process.stdout else ""
+        self.output.seek(0)
+        return self.output.read()
 
 
 def run_script(
