@@ -55,7 +55,8 @@ class LiveServer:
         ]  # fmt: skip
         # A file, not a pipe: nobody reads the output until stop(), and a full pipe would
         # block the server on its next log line.
-        self.output = tempfile.TemporaryFile("w+")
+        self.output = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- closed by stop()
+        self.printed = ""
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
@@ -79,8 +80,11 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.output.seek(0)
-        return self.output.read()
+        if not self.output.closed:
+            self.output.seek(0)
+            self.printed = self.output.read()
+            self.output.close()
+        return self.printed
 
 
 def run_script(
