@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from fastapi_server.apps.notifications import core as notifications
 from fastapi_server.apps.users.models import User
@@ -315,6 +316,30 @@ async def test_refresh_rotates_the_pair(client: httpx.AsyncClient, ada: User) ->
     assert me.json()["id"] == str(ada.id)
     again = await client.post("/auth/refresh-tokens", json={"token": second["refresh_token"]})
     assert again.status_code == 200
+
+
+async def test_a_login_drops_the_users_refresh_tokens_that_expired_a_day_ago(
+    client: httpx.AsyncClient, ada: User, dbs: Databases
+) -> None:
+    bob = await make_user(dbs, email="bob@example.org")
+    expired = {"ada, 2 days": (ada, 48), "ada, 12 hours": (ada, 12), "bob, 2 days": (bob, 48)}
+    for name, (owner, hours) in expired.items():
+        await dbs.session.execute(
+            text(
+                "INSERT INTO user_refresh_tokens (jti, user_id, family_id, expires_on) "
+                "VALUES (:jti, :user_id, :jti, now() - make_interval(hours => :hours))"
+            ),
+            {"jti": uuid.uuid5(uuid.NAMESPACE_URL, name), "user_id": owner.id, "hours": hours},
+        )
+    assert (await login(client, "ada@example.org")).status_code == 200
+    left = await dbs.session.execute(text("SELECT jti::text FROM user_refresh_tokens"))
+    jtis = set(left.scalars())
+    kept = {name for name in expired if str(uuid.uuid5(uuid.NAMESPACE_URL, name)) in jtis}
+    assert kept == {"ada, 12 hours", "bob, 2 days"}
+    tokens = await dbs.session.execute(
+        text("SELECT count(*) FROM user_refresh_tokens WHERE user_id = :id"), {"id": ada.id}
+    )
+    assert tokens.scalar_one() == 2  # the one kept and the login's own
 
 
 async def test_reusing_a_refresh_token_revokes_its_family(

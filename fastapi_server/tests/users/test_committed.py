@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +22,7 @@ from fastapi_server.config import Settings
 from fastapi_server.main import create_app
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database
+from fastapi_server.tests.helpers.statements import recorded_statements
 from fastapi_server.tests.helpers.users import STRONG_PASSWORD, auth_headers, make_user
 from fastapi_server.tests.helpers.waiting import eventually
 from fastapi_server.tests.users.conftest import UsersEnv
@@ -55,6 +58,24 @@ async def test_the_database_itself_refuses_a_second_email_differing_in_case(
         await conn.execute(insert, {"email": "psql@example.org"})
         with pytest.raises(Exception, match="uq_users_email_lower"):
             await conn.execute(insert, {"email": "PSQL@example.org"})
+
+
+async def test_a_login_is_three_round_trips_on_the_users_tables(
+    app: FastAPI, committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    async with Database(engine).transaction() as session:
+        await make_user(Databases(session), email="ada@example.org")
+    async with recorded_statements(app.state.database.engine) as recorded:
+        assert (await login(committed_client, "Ada@example.org")).status_code == 200
+    # not the background workers' statements (listener, delivery worker)
+    ours = [s for s in recorded if re.search(r"\b(users|user_refresh_tokens)\b", s)]
+    assert len(ours) == 3, ours
+    lookup, bookkeeping, token = ours
+    assert "now()" in lookup  # the clock comes with the row
+    assert "FOR UPDATE" in lookup
+    assert bookkeeping.startswith("UPDATE users SET")
+    assert "DELETE FROM user_refresh_tokens" in token  # housekeeping rides on the insert
+    assert "INSERT INTO user_refresh_tokens" in token
 
 
 async def test_concurrent_refreshes_of_one_token_rotate_it_once(

@@ -80,6 +80,17 @@ class UsersDB:
         query = query.execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def get_by_email_locked(self, email: str) -> tuple[User, datetime] | None:
+        """``get_by_email(email, for_update=True)`` and ``now()``, in one round trip."""
+        query = (
+            select(User, func.now())
+            .where(func.lower(User.email) == func.lower(email))
+            .with_for_update(of=User)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(query)).one_or_none()
+        return None if row is None else (row[0], row[1])
+
     async def create(self, **values: Any) -> User:
         """Insert a user (``email``, names, ``hashed_password``, flags) and flush."""
         user = User(**values)
@@ -176,10 +187,22 @@ class UsersDB:
     async def add_refresh_token(
         self, *, jti: uuid.UUID, user_id: uuid.UUID, family_id: uuid.UUID, expires_on: datetime
     ) -> None:
-        self.session.add(
-            RefreshToken(jti=jti, user_id=user_id, family_id=family_id, expires_on=expires_on)
+        """Insert a refresh token's row. The same statement does the housekeeping: it
+        drops the user's tokens that expired a day ago or more (one round trip)."""
+        expired = (
+            delete(RefreshToken)
+            .where(
+                RefreshToken.user_id == user_id,
+                RefreshToken.expires_on < func.now() - timedelta(days=1),
+            )
+            .cte("expired")
         )
-        await self.session.flush()
+        statement = (
+            insert(RefreshToken)
+            .values(jti=jti, user_id=user_id, family_id=family_id, expires_on=expires_on)
+            .add_cte(expired)
+        )
+        await self.session.execute(statement)
 
     async def refresh_token_for_update(self, jti: uuid.UUID) -> RefreshToken | None:
         """The token's row, locked so two concurrent refreshes cannot both rotate it."""
@@ -208,16 +231,6 @@ class UsersDB:
             execution_options=_NO_SYNC,
         )
         return len(result.all())
-
-    async def delete_expired_refresh_tokens(self, user_id: uuid.UUID) -> None:
-        """Housekeeping: drop the user's refresh tokens that expired a day ago or more."""
-        await self.session.execute(
-            delete(RefreshToken).where(
-                RefreshToken.user_id == user_id,
-                RefreshToken.expires_on < func.now() - timedelta(days=1),
-            ),
-            execution_options=_NO_SYNC,
-        )
 
     # --- verification codes ----------------------------------------------------------
 
