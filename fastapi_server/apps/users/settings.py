@@ -35,7 +35,9 @@ MAX_DEFAULT_HASHING_THREADS = 4
 
 
 def default_hashing_threads(cpu_count: int | None) -> int:
-    """One core short of all of them (the event loop keeps one), at least 1, at most 4."""
+    """Per process: one core short of all of them, at least 1, at most 4. With several
+    workers their threads together may outnumber the cores: niceness keeps them behind
+    request handling (``hashing_niceness``)."""
     return min(MAX_DEFAULT_HASHING_THREADS, max(1, (cpu_count or 1) - 1))
 
 
@@ -79,8 +81,8 @@ class UsersSettings(BaseSettings):
     return_forgot_password_token: bool = False
 
     # Argon2id cost: OWASP's recommendation (19 MiB, 2 passes, 1 lane). One lane, so a
-    # hash keeps one core busy and a login storm cannot take every core from the event
-    # loops (see default_hashing_threads). Tests lower it.
+    # hash keeps one core busy rather than all of them (see default_hashing_threads).
+    # Tests lower it.
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19456, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
