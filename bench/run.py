@@ -10,8 +10,9 @@ database on DATABASE_URL's server), migrates and seeds it (5 flags, 1,000 verifi
 sharing one password hash), starts the API as production runs it and the bare baseline
 (``bench/baseline.py``) under the same uvicorn settings, drives each endpoint with
 ``wrk -t2 -c32`` (warm-up, then a measured interval, several rounds), measures
-``is_enabled()`` in process, ``/_status`` under a login storm, RSS per worker after 50k
-and 100k requests and, with ``--users N``, login and ``GET /users/user`` with N users.
+``is_enabled()`` in process, ``/_status`` and ``GET /feature-flags`` under a login
+storm, RSS per worker after 50k and 100k requests and, with ``--users N``, login and
+``GET /users/user`` with N users.
 It prints a table, writes the figures as JSON (``bench/results/`` by default) and stops
 everything it started, also on Ctrl-C.
 """
@@ -132,6 +133,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         bench.status_idle()
         bench.run_rounds(list(bench.endpoints))
         bench.status_under_login()
+        bench.flags_under_login()
         bench.memory()
         bench.users_scale()
         bench.stop_servers()
