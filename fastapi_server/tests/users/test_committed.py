@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -73,9 +75,51 @@ async def test_a_login_is_three_round_trips_on_the_users_tables(
     lookup, bookkeeping, token = ours
     assert "now()" in lookup  # the clock comes with the row
     assert "FOR UPDATE" in lookup
-    assert bookkeeping.startswith("UPDATE users SET")
+    assert "UPDATE users" in bookkeeping
     assert "DELETE FROM user_refresh_tokens" in token  # housekeeping rides on the insert
     assert "INSERT INTO user_refresh_tokens" in token
+
+
+async def test_a_refresh_while_a_login_of_the_same_user_holds_its_row_does_not_deadlock(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    database = Database(engine)
+    async with database.transaction() as session:
+        ada = await make_user(Databases(session), email="ada@example.org")
+    pair = await tokens_for(committed_client, "ada@example.org")  # another device's login
+    async with engine.begin() as conn:  # a token of that user that expired two days ago
+        await conn.execute(
+            text(
+                "INSERT INTO user_refresh_tokens (jti, user_id, family_id, expires_on) "
+                "VALUES (gen_random_uuid(), :id, gen_random_uuid(), now() - interval '2 days')"
+            ),
+            {"id": ada.id},
+        )
+
+    async def rotate() -> core.TokenPair:
+        async with database.transaction() as session:
+            return await core.refresh_tokens(Databases(session), pair["refresh_token"])
+
+    # A login, step by step as core.login takes them: the user's row locked first...
+    async with database.transaction() as session:
+        logging_in = Databases(session)
+        assert await logging_in.users.get_by_email_locked("ada@example.org") is not None
+        rotation = asyncio.create_task(rotate())  # ...a refresh meanwhile waits for that row
+        await asyncio.sleep(0.3)
+        assert not rotation.done()
+        await logging_in.users.add_refresh_token(  # ...then the login's token and housekeeping
+            jti=uuid.uuid4(),
+            user_id=ada.id,
+            family_id=uuid.uuid4(),
+            expires_on=datetime.now(UTC) + timedelta(days=1),
+            drop_expired=True,
+        )
+    assert (await asyncio.wait_for(rotation, timeout=10)).refresh_token  # no deadlock: both done
+    async with engine.connect() as conn:
+        expired = await conn.scalar(
+            text("SELECT count(*) FROM user_refresh_tokens WHERE expires_on < now()")
+        )
+    assert expired == 0
 
 
 async def test_concurrent_refreshes_of_one_token_rotate_it_once(

@@ -69,7 +69,9 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
         changes["hashed_password"] = new_hash  # bcrypt or old argon2 parameters
     await dbs.users.save(user, **changes)
     logger.info("login succeeded", extra={**log, "rehashed": new_hash is not None})
-    return await _issue_pair(dbs, user, family_id=uuid.uuid4())
+    # The user's row is locked: dropping the long-expired tokens here cannot deadlock
+    # with another request's (a refresh inserts its token without dropping any).
+    return await _issue_pair(dbs, user, family_id=uuid.uuid4(), drop_expired=True)
 
 
 async def _user_to_log_in(dbs: Databases, email: str) -> tuple[User, datetime] | None:
@@ -93,7 +95,9 @@ def access_token(user: User, *, now: datetime | None = None) -> tokens.IssuedTok
     return tokens.encode(TokenKind.ACCESS, user.id, claims, now=now)
 
 
-async def _issue_pair(dbs: Databases, user: User, *, family_id: uuid.UUID) -> TokenPair:
+async def _issue_pair(
+    dbs: Databases, user: User, *, family_id: uuid.UUID, drop_expired: bool = False
+) -> TokenPair:
     now = datetime.now(UTC)
     access = access_token(user, now=now)
     jti = uuid.uuid4()
@@ -108,6 +112,7 @@ async def _issue_pair(dbs: Databases, user: User, *, family_id: uuid.UUID) -> To
         user_id=user.id,
         family_id=family_id,
         expires_on=now + timedelta(seconds=refresh.lifetime_seconds),
+        drop_expired=drop_expired,
     )
     return TokenPair(access.token, refresh.token, access.lifetime_seconds, refresh.lifetime_seconds)
 

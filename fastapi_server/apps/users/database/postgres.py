@@ -185,23 +185,28 @@ class UsersDB:
     # --- refresh tokens --------------------------------------------------------------
 
     async def add_refresh_token(
-        self, *, jti: uuid.UUID, user_id: uuid.UUID, family_id: uuid.UUID, expires_on: datetime
+        self,
+        *,
+        jti: uuid.UUID,
+        user_id: uuid.UUID,
+        family_id: uuid.UUID,
+        expires_on: datetime,
+        drop_expired: bool = False,
     ) -> None:
-        """Insert a refresh token's row. The same statement does the housekeeping: it
-        drops the user's tokens that expired a day ago or more (one round trip)."""
-        expired = (
-            delete(RefreshToken)
-            .where(
+        """Insert a refresh token's row. With ``drop_expired``, the same statement does the
+        housekeeping (one round trip): it drops the user's tokens that expired a day ago
+        or more. Only a caller holding the user's row lock may ask for it: the DELETE
+        locks those rows before the INSERT's foreign key check waits for the user's row,
+        so two requests doing it at once could deadlock."""
+        statement = insert(RefreshToken).values(
+            jti=jti, user_id=user_id, family_id=family_id, expires_on=expires_on
+        )
+        if drop_expired:
+            expired = delete(RefreshToken).where(
                 RefreshToken.user_id == user_id,
                 RefreshToken.expires_on < func.now() - timedelta(days=1),
             )
-            .cte("expired")
-        )
-        statement = (
-            insert(RefreshToken)
-            .values(jti=jti, user_id=user_id, family_id=family_id, expires_on=expires_on)
-            .add_cte(expired)
-        )
+            statement = statement.add_cte(expired.cte("expired"))
         await self.session.execute(statement)
 
     async def refresh_token_for_update(self, jti: uuid.UUID) -> RefreshToken | None:
