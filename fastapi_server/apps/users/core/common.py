@@ -64,16 +64,9 @@ def normalize_email(email: str) -> str:
     too, so a domain typed in capitals (even non-ASCII ones) finds its account.
     """
     try:
-        return _normalized(email.strip())
+        return validate_email(email.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InvalidEmail(f"Not a valid email address: {email!r}.") from exc
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalized(email: str) -> str:
-    """email-validator's normal form; remembered, as every login asks it (about 0.1 ms)."""
-    normalized: str = validate_email(email, check_deliverability=False).normalized
-    return normalized
 
 
 def check_deliverable(email: str, error: type[AppError]) -> None:
