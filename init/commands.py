@@ -95,6 +95,9 @@ def _print_banner(host: str, port: int, url: str, server: LocalPostgres | None) 
     )
 
 
+APT_TIMEOUT_S = 180  # per apt-get call
+
+
 def _ensure_wrk() -> None:
     """Install wrk, the benchmark's load generator, where this user can (root with apt-get).
 
@@ -109,13 +112,24 @@ def _ensure_wrk() -> None:
     print("Installing wrk (the benchmark's load generator) with apt-get ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
-    def apt_get(*args: str) -> int:
-        return subprocess.call(["apt-get", *args], env=env, stdout=subprocess.DEVNULL)
+    def apt_get(*args: str) -> bool:
+        try:
+            done = subprocess.run(
+                ["apt-get", "-qq", *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=APT_TIMEOUT_S,  # no network, or apt locked: do not hang the tests
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
 
-    if apt_get("install", "-y", "-qq", "wrk") != 0:  # the package lists may be missing
-        apt_get("update", "-qq")
-        if apt_get("install", "-y", "-qq", "wrk") != 0:
-            print("Installing wrk failed: the benchmark smoke test will be skipped")
+    installed = apt_get("install", "-y", "wrk")
+    if not installed:  # the package lists may be missing (a fresh machine): update, again
+        installed = apt_get("update") and apt_get("install", "-y", "wrk")
+    if not installed:
+        print("Installing wrk failed: the benchmark smoke test will be skipped")
 
 
 def test(argv: list[str]) -> int:
