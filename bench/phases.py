@@ -58,7 +58,8 @@ class Plan:
         rounds = self.rounds * (8 * interval + 10)
         memory = self.memory_steps[-1] / 500  # the GET mix runs at some hundreds req/s
         scale = (self.users or 0) / 30_000 + self.rounds * (2 * interval + 5) if self.users else 0
-        storm = 3 * self.status_s + self.duration_s + 15  # the /_status probes, flags
+        storm = 3 * self.status_s + 15  # the /_status probes
+        storm += self.rounds * (interval + 5)  # GET /feature-flags under a storm
         return int(40 + rounds + storm + memory + scale)
 
 
@@ -340,8 +341,8 @@ class Benchmark:
 
     def flags_under_login(self) -> None:
         """``GET /feature-flags`` (32 connections, like its rounds) while logins hammer the
-        API (16 connections): what a login storm leaves to other requests. No target; the
-        table shows it against the rounds' figure."""
+        API (16 connections), one storm a round: what a login storm leaves to other
+        requests. No target; the table shows it against the rounds' figure."""
         flags, login = self.endpoints["flags"], self.endpoints["login"]
         during = replace(flags, key="flags_storm", rounds=[], baseline="flags")
         during.label = f"{flags.label} (under a login storm)"
@@ -350,23 +351,27 @@ class Benchmark:
         self.endpoints[during.key] = during
         if during.unavailable:
             return
-        seconds = self.plan.duration_s
-        hammer = RunningWrk(
-            self.api.url, login.load, seconds + 3, connections=self.plan.storm_connections
-        )
-        try:
-            time.sleep(1)  # let the storm build up
-            result = run_wrk(self.api.url, flags.load, seconds)
-            storm = hammer.finish()
-        finally:
-            hammer.stop()
-        self.wait_idle()
-        during.rounds.append(result)
-        self.sections["flags_under_login"] = {"login_storm_rps": round(storm.rps, 1)}
-        say(
-            f"{during.label}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.2f} ms "
-            f"({storm.rps:,.0f} logins/s meanwhile)"
-        )
+        seconds = self.plan.warmup_s + self.plan.duration_s
+        storms: list[float] = []
+        for n in range(1, self.plan.rounds + 1):
+            hammer = RunningWrk(
+                self.api.url, login.load, seconds + 3, connections=self.plan.storm_connections
+            )
+            try:
+                time.sleep(1)  # let the storm build up
+                if self.plan.warmup_s:
+                    run_wrk(self.api.url, flags.load, self.plan.warmup_s)
+                result = run_wrk(self.api.url, flags.load, self.plan.duration_s)
+                storms.append(hammer.finish().rps)
+            finally:
+                hammer.stop()
+            self.wait_idle()
+            during.rounds.append(result)
+            say(
+                f"[round {n}/{self.plan.rounds}] {during.label}: {result.rps:,.0f} req/s, "
+                f"p99 {result.p99_ms:.2f} ms ({storms[-1]:,.0f} logins/s meanwhile)"
+            )
+        self.sections["flags_under_login"] = {"login_storm_rps": [round(r, 1) for r in storms]}
 
     def memory(self) -> None:
         """RSS of each API worker after 50k and 100k more requests (a mix of GETs)."""
