@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import case, delete, func, inspect, select, update
+from sqlalchemy import ColumnElement, case, delete, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
@@ -36,6 +36,13 @@ def _loaded_user(row: asyncpg.Record) -> User:
     user: User = _user_mapper.class_manager.new_instance()
     user.__dict__.update(row.items())
     return user
+
+
+def _email_is(email: str) -> ColumnElement[bool]:
+    """``users.email`` matches ``email`` ignoring case. The database folds both sides
+    (``lower()``, as the unique index does): Python's ``str.lower`` folds more than
+    PostgreSQL's under some locales (C: ASCII only)."""
+    return func.lower(User.email) == func.lower(email)
 
 
 class UsersDB:
@@ -69,12 +76,9 @@ class UsersDB:
         return None if row is None else _loaded_user(row)
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
-        """The user whose email matches ignoring case, re-read from the database.
-
-        The database folds both sides (``lower()``, as the unique index does): Python's
-        ``str.lower`` folds more than PostgreSQL's under some locales (C: ASCII only).
-        """
-        query = select(User).where(func.lower(User.email) == func.lower(email))
+        """The user whose email matches ignoring case (``_email_is``), re-read from the
+        database."""
+        query = select(User).where(_email_is(email))
         if for_update:
             query = query.with_for_update()
         query = query.execution_options(populate_existing=True)
@@ -84,7 +88,7 @@ class UsersDB:
         """``get_by_email(email, for_update=True)`` and ``now()``, in one round trip."""
         query = (
             select(User, func.now())
-            .where(func.lower(User.email) == func.lower(email))
+            .where(_email_is(email))
             .with_for_update(of=User)
             .execution_options(populate_existing=True)
         )
