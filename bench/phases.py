@@ -9,10 +9,11 @@ import math
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 
@@ -21,6 +22,8 @@ from bench.baseline import TOKEN_AUDIENCE
 from bench.probes import ProbeResult, probe_latency, run_micro
 from bench.report import NA, Endpoint, Target, endpoint_targets
 from bench.wrk import CONNECTIONS, THREADS, Load, LoginLoad, Request, RunningWrk, WrkResult, run_wrk
+
+_T = TypeVar("_T")
 
 BASE_USERS = 1_000  # users in the database for the main table (and the "1k" side)
 MAX_RSS_MB = 200.0
@@ -306,16 +309,9 @@ class Benchmark:
         loaded: ProbeResult | None = None
         storm: WrkResult | None = None
         if not login.unavailable:
-            hammer = RunningWrk(
-                self.api.url, login.load, seconds + 2, connections=self.plan.storm_connections
+            loaded, storm = self._under_login_storm(
+                seconds, lambda: probe_latency(self.api.port, "/_status", seconds)
             )
-            try:
-                time.sleep(1)  # let the storm build up
-                loaded = probe_latency(self.api.port, "/_status", seconds)
-                storm = hammer.finish()
-            finally:
-                hammer.stop()
-            self.wait_idle()
         self.sections["status_under_login"] = {
             "idle": asdict(idle),
             "under_login": asdict(loaded) if loaded else None,
@@ -339,6 +335,25 @@ class Benchmark:
         )
         say(f"/_status p99: {figure}")
 
+    def _under_login_storm(self, seconds: int, measure: Callable[[], _T]) -> tuple[_T, WrkResult]:
+        """``measure()`` (at most ``seconds`` long) while ``plan.storm_connections`` wrk
+        connections hammer ``POST /login``; its result and the storm's. Waits until the
+        servers are idle again before returning."""
+        hammer = RunningWrk(
+            self.api.url,
+            self.endpoints["login"].load,
+            seconds + 3,
+            connections=self.plan.storm_connections,
+        )
+        try:
+            time.sleep(1)  # let the storm build up
+            measured = measure()
+            storm = hammer.finish()
+        finally:
+            hammer.stop()
+        self.wait_idle()
+        return measured, storm
+
     def flags_under_login(self) -> None:
         """``GET /feature-flags`` (32 connections, like its rounds) while logins hammer the
         API (16 connections), one storm a round: what a login storm leaves to other
@@ -351,21 +366,18 @@ class Benchmark:
         self.endpoints[during.key] = during
         if during.unavailable:
             return
-        seconds = self.plan.warmup_s + self.plan.duration_s
+
+        def warmed_up_interval() -> WrkResult:
+            if self.plan.warmup_s:
+                run_wrk(self.api.url, flags.load, self.plan.warmup_s)
+            return run_wrk(self.api.url, flags.load, self.plan.duration_s)
+
         storms: list[float] = []
         for n in range(1, self.plan.rounds + 1):
-            hammer = RunningWrk(
-                self.api.url, login.load, seconds + 3, connections=self.plan.storm_connections
+            result, storm = self._under_login_storm(
+                self.plan.warmup_s + self.plan.duration_s, warmed_up_interval
             )
-            try:
-                time.sleep(1)  # let the storm build up
-                if self.plan.warmup_s:
-                    run_wrk(self.api.url, flags.load, self.plan.warmup_s)
-                result = run_wrk(self.api.url, flags.load, self.plan.duration_s)
-                storms.append(hammer.finish().rps)
-            finally:
-                hammer.stop()
-            self.wait_idle()
+            storms.append(storm.rps)
             during.rounds.append(result)
             say(
                 f"[round {n}/{self.plan.rounds}] {during.label}: {result.rps:,.0f} req/s, "
