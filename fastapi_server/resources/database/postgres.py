@@ -10,7 +10,6 @@ import anyio
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +24,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
+from fastapi_server.lib.routing import DirectRoute
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -291,11 +291,13 @@ class RequestDatabase:
 _REQUEST_DATABASE = "fastapi_server.database"  # the ASGI scope key of RequestDatabase
 
 
-class DatabaseRoute(APIRoute):
+class DatabaseRoute(DirectRoute):
     """The route class of every router: gives each request a ``RequestDatabase`` around the
     whole handler (dependencies, endpoint and response rendering), finished before the
     response is sent. Cheaper than a dependency with ``yield``, which FastAPI runs through
-    two context managers and a cancellation shield on every request."""
+    two context managers and a cancellation shield on every request. An endpoint that
+    takes only the ``Request`` and returns a ``Response`` is called directly
+    (``lib/routing.py``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

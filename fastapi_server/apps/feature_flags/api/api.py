@@ -45,15 +45,24 @@ ADMIN_ONLY: Responses = {401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NO
     responses={401: error_doc("NOT_AUTHENTICATED: a bad Bearer token")},
     openapi_extra=FLAG_READER_SECURITY,
 )
-async def evaluate(request: Request) -> dict[str, bool] | Response:
+async def evaluate(request: Request) -> Response:
     """Each flag's value for the caller, `{codename: bool}`, so a front end can hide what is
     off. Without a Bearer token: the value anonymous visitors get (on only when active and
     rolled out to 100%). Served from the process's cache, which follows every change
     within a second."""
+    # Takes only the Request and returns a Response: the route class calls it directly.
     user = await flag_reader(request)
     if user is None:
-        return _anonymous_evaluation()
-    return core.evaluate_all(user)
+        return _json(_anonymous_json(core.anonymous_view()))
+    return _json(_compact_json(core.evaluate_all(user)))
+
+
+def _json(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
+def _compact_json(values: Mapping[str, bool]) -> bytes:
+    return json.dumps(dict(values), separators=(",", ":")).encode()
 
 
 class _JsonOfView:
@@ -65,16 +74,12 @@ class _JsonOfView:
 
     def __call__(self, view: Mapping[str, bool]) -> bytes:
         if view is not self._view:
-            self._body = json.dumps(dict(view), separators=(",", ":")).encode()
+            self._body = _compact_json(view)
             self._view = view
         return self._body
 
 
 _anonymous_json = _JsonOfView()
-
-
-def _anonymous_evaluation() -> Response:
-    return Response(content=_anonymous_json(core.anonymous_view()), media_type="application/json")
 
 
 @router.get("", response_model=list[FeatureFlagRead])
