@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
-from fastapi_server.lib.routing import DirectRoute
+from fastapi_server.lib.routing import DirectRoute, Handler
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -295,11 +295,11 @@ class DatabaseRoute(DirectRoute):
     """The route class of every router: gives each request a ``RequestDatabase`` around the
     whole handler (dependencies, endpoint and response rendering), finished before the
     response is sent. Cheaper than a dependency with ``yield``, which FastAPI runs through
-    two context managers and a cancellation shield on every request. An endpoint that
-    takes only the ``Request`` and returns a ``Response`` is called directly
-    (``lib/routing.py``)."""
+    two context managers and a cancellation shield on every request. The handler is
+    ``DirectRoute``'s: an endpoint that takes only the ``Request`` and returns a
+    ``Response`` may be called without FastAPI's (``lib/routing.py`` says when)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
 
         async def with_database(request: Request) -> Response:

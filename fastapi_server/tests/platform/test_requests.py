@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,7 +14,11 @@ from fastapi_server.config import Settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.validation import SafeLine
 from fastapi_server.main import create_app
-from fastapi_server.resources.database.postgres import DBSession, ReadOnlySessionError
+from fastapi_server.resources.database.postgres import (
+    DBSession,
+    ReadOnlySessionError,
+    request_database,
+)
 
 probe = Table("request_probe", MetaData(), Column("key", Integer))
 
@@ -59,6 +63,15 @@ async def probe_client(settings: Settings, probe_table: None) -> AsyncIterator[h
             await session.execute(insert(probe).values(key=value))
         count = (await session.execute(select(func.count()).select_from(probe))).scalar_one()
         return {"rows": int(count)}
+
+    @app.get("/probe-direct")
+    async def read_directly(request: Request) -> Response:
+        # Taking only the Request: DatabaseRoute calls it without FastAPI's handler.
+        session, reader = request_database(request).open()
+        orm = (await session.execute(select(func.count()).select_from(probe))).scalar_one()
+        row = await reader.fetchrow("SELECT count(*) AS n FROM request_probe")
+        assert row is not None
+        return Response(f"{orm} {row['n']}", media_type="text/plain")
 
     @app.post("/probe-name")
     async def named(body: dict[str, SafeLine]) -> dict[str, str]:
@@ -138,6 +151,17 @@ async def test_get_reads_committed_data_without_a_transaction(
     await probe_client.post("/probe/1")
     response = await probe_client.get("/probe")
     assert response.json() == {"rows": 1}
+
+
+async def test_an_endpoint_called_directly_has_the_requests_database(
+    probe_client: httpx.AsyncClient, solved: list[str]
+) -> None:
+    await probe_client.post("/probe/1")
+    # More requests than the pool has connections (10): each gives its connection back.
+    for _ in range(12):
+        response = await probe_client.get("/probe-direct")
+        assert response.text == "1 1"  # the ORM and a plain read both see the row
+    assert solved == ["/probe/1"]
 
 
 async def test_get_may_not_write(
