@@ -119,6 +119,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         f"per endpoint, {plan.workers} workers; roughly {plan.estimate_s() // 60 + 1} min; "
         f"logs in {log_dir}")  # fmt: skip
     started = datetime.now(UTC)
+    code = git_commit()  # the code that runs: the tree may change while the benchmark does
     database = "DATABASE_URL's server" if os.environ.get("DATABASE_URL") else "embedded"
     with contextlib.ExitStack() as exits:
         bench = Benchmark(plan, exits, log_dir)
@@ -144,7 +145,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         "meta": {
             "started": started.isoformat(timespec="seconds"),
             "seconds": round((datetime.now(UTC) - started).total_seconds()),
-            **git_commit(),
+            **code,
             "python": platform.python_version(),
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
             "plan": asdict(plan),
