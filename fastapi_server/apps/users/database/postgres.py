@@ -5,10 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import ColumnElement, case, delete, func, inspect, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
@@ -38,11 +50,37 @@ def _loaded_user(row: asyncpg.Record) -> User:
     return user
 
 
-def _email_is(email: str) -> ColumnElement[bool]:
+def _email_is(email: str | BindParameter[str]) -> ColumnElement[bool]:
     """``users.email`` matches ``email`` ignoring case. The database folds both sides
     (``lower()``, as the unique index does): Python's ``str.lower`` folds more than
     PostgreSQL's under some locales (C: ASCII only)."""
     return func.lower(User.email) == func.lower(email)
+
+
+# A login's two statements, built once with bound parameters: building a statement is
+# Python work on the event loop, which a login did for every call (see README, Performance).
+_LOCKED_BY_EMAIL = (
+    select(User, func.now())
+    .where(_email_is(bindparam("email", type_=String)))
+    .with_for_update(of=User)
+    .execution_options(populate_existing=True)
+)
+_tokens = cast(Table, RefreshToken.__table__)  # Core: no ORM bookkeeping per insert
+_INSERT_REFRESH_TOKEN = insert(_tokens).values(
+    jti=bindparam("jti"),
+    user_id=bindparam("user_id"),
+    family_id=bindparam("family_id"),
+    expires_on=bindparam("expires_on"),
+)
+# The same, dropping the user's tokens that expired a day ago or more.
+_INSERT_REFRESH_TOKEN_DROPPING_EXPIRED = _INSERT_REFRESH_TOKEN.add_cte(
+    delete(_tokens)
+    .where(
+        _tokens.c.user_id == bindparam("user_id"),
+        _tokens.c.expires_on < func.now() - timedelta(days=1),
+    )
+    .cte("expired")
+)
 
 
 class UsersDB:
@@ -86,13 +124,7 @@ class UsersDB:
 
     async def get_by_email_locked(self, email: str) -> tuple[User, datetime] | None:
         """``get_by_email(email, for_update=True)`` and ``now()``, in one round trip."""
-        query = (
-            select(User, func.now())
-            .where(_email_is(email))
-            .with_for_update(of=User)
-            .execution_options(populate_existing=True)
-        )
-        row = (await self.session.execute(query)).one_or_none()
+        row = (await self.session.execute(_LOCKED_BY_EMAIL, {"email": email})).one_or_none()
         return None if row is None else (row[0], row[1])
 
     async def create(self, **values: Any) -> User:
@@ -202,16 +234,11 @@ class UsersDB:
         or more. Only a caller holding the user's row lock may ask for it: the DELETE
         locks those rows before the INSERT's foreign key check waits for the user's row,
         so two requests doing it at once could deadlock."""
-        statement = insert(RefreshToken).values(
-            jti=jti, user_id=user_id, family_id=family_id, expires_on=expires_on
-        )
+        values = {"jti": jti, "user_id": user_id, "family_id": family_id, "expires_on": expires_on}
         if drop_expired:
-            expired = delete(RefreshToken).where(
-                RefreshToken.user_id == user_id,
-                RefreshToken.expires_on < func.now() - timedelta(days=1),
-            )
-            statement = statement.add_cte(expired.cte("expired"))
-        await self.session.execute(statement)
+            await self.session.execute(_INSERT_REFRESH_TOKEN_DROPPING_EXPIRED, values)
+        else:
+            await self.session.execute(_INSERT_REFRESH_TOKEN, values)
 
     async def refresh_token_for_update(self, jti: uuid.UUID) -> RefreshToken | None:
         """The token's row, locked so two concurrent refreshes cannot both rotate it."""
