@@ -57,8 +57,9 @@ def _email_is(email: str | BindParameter[str]) -> ColumnElement[bool]:
     return func.lower(User.email) == func.lower(email)
 
 
-# A login's two statements, built once with bound parameters: building a statement is
-# Python work on the event loop, which a login did for every call (see README, Performance).
+# The login's lookup and the refresh-token INSERT (login and refresh), built once with
+# bound parameters: building a statement is Python work on the event loop, which these
+# requests did on every call (see README, Performance).
 _LOCKED_BY_EMAIL = (
     select(User, func.now())
     .where(_email_is(bindparam("email", type_=String)))
