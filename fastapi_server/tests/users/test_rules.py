@@ -350,6 +350,23 @@ async def test_the_lock_is_capped_at_a_day_and_a_success_resets_the_count(
     assert user.locked_until is None
 
 
+async def test_a_login_reads_the_users_row_anew_even_when_the_session_holds_it(
+    dbs: Databases,
+) -> None:
+    user = await make_user(dbs, email="Grace@Example.org")
+    assert user.login_failed_count == 0
+    # Another statement changes the row behind the object the session already holds.
+    await dbs.session.execute(
+        text("UPDATE users SET login_failed_count = 4 WHERE id = :id"), {"id": user.id}
+    )
+    found = await dbs.users.get_by_email_locked("grace@example.ORG")
+    assert found is not None
+    locked, now = found
+    assert locked is user  # the session's object, refreshed from the row
+    assert locked.login_failed_count == 4
+    assert now.tzinfo is not None
+
+
 async def test_every_login_attempt_is_logged_without_the_password(
     client: httpx.AsyncClient, ada: User, caplog: pytest.LogCaptureFixture
 ) -> None:
