@@ -25,6 +25,7 @@ from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.routing import DirectRoute, Handler
+from fastapi_server.resources.database.pool import FairAsyncQueuePool
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -175,6 +176,7 @@ class Database:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         engine = create_async_engine(
             to_sqlalchemy_url(settings.database_url),
+            poolclass=FairAsyncQueuePool,  # waiting requests are served in order
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
