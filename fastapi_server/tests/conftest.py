@@ -9,7 +9,6 @@ processes, LISTEN/NOTIFY, background workers) use ``committed_client`` or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import tempfile
@@ -23,14 +22,14 @@ from fastapi import FastAPI, Request
 from fastapi.dependencies.utils import solve_dependencies
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from starlette.types import Receive, Scope, Send
 
 from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
-from fastapi_server.lib.errors import AppError
 from fastapi_server.main import create_app
 from fastapi_server.models import Base
-from fastapi_server.resources.database.databases import Databases, get_databases
-from fastapi_server.resources.database.postgres import get_db_session
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.resources.database.postgres import Database, RequestScope, WriteScope
 from fastapi_server.tests.helpers.processes import free_port
 from init.bootstrap import bootstrap, create_database_if_missing, seed
 from init.local_postgres import LocalPostgres
@@ -112,41 +111,44 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
+class _InTestTransaction(Database):
+    """The app's database, with every request's session the test's own: what the test set
+    up before a request stays, and the request gets a savepoint of its own, so a failing
+    request rolls back only its own work, like a real one."""
+
+    def __init__(self, database: Database, session: AsyncSession) -> None:
+        super().__init__(database.engine)
+        self.test_session = session
+
+    def request_scope(self, read_only: bool) -> RequestScope:
+        return _TestTransactionScope(self.test_session)
+
+
+class _TestTransactionScope(WriteScope):
+    """``WriteScope``'s commit-or-roll-back rule on the test's session, which stays open:
+    its commit releases the request's savepoint, its rollback returns to it."""
+
+    async def finish(self, error: BaseException | None) -> None:
+        await self.end_transaction(error)
+
+
 @pytest.fixture
 async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client whose requests share the rolled-back test transaction."""
+    real = app.state.database
+    app.state.database = _InTestTransaction(real, db_session)
 
-    @contextlib.asynccontextmanager
-    async def test_transaction() -> AsyncIterator[None]:
-        # What the test set up before this request stays; the request gets a savepoint of
-        # its own, so a failing request rolls back only its own work, like a real one.
-        await db_session.commit()
-        try:
-            yield
-        except AppError as exc:
-            # the same rule as request_scope: kept bookkeeping commits, then the error
-            await (db_session.commit() if exc.keeps_changes else db_session.rollback())
-            raise
-        except BaseException:
-            await db_session.rollback()
-            raise
-        else:
-            await db_session.commit()  # releases the request's savepoint
+    async def in_test_transaction(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await db_session.commit()  # the test's setup is kept whatever the request does
+        await app(scope, receive, send)
 
-    async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
-        async with test_transaction():
-            yield db_session
-
-    async def databases_in_test_transaction() -> AsyncIterator[Databases]:
-        async with test_transaction():
-            yield Databases(db_session)
-
-    app.dependency_overrides[get_db_session] = session_in_test_transaction
-    app.dependency_overrides[get_databases] = databases_in_test_transaction
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
-    app.dependency_overrides.clear()
+    transport = httpx.ASGITransport(app=in_test_transaction)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+    finally:
+        app.state.database = real
 
 
 async def reset_database(engine: AsyncEngine, database_url: str) -> None:

@@ -38,12 +38,18 @@ class Databases:
         return NotificationsDB(self.session)
 
 
-async def get_databases(request: Request) -> Databases:
-    """FastAPI dependency: the request's ``Databases``, on the request's one transaction
-    (``RequestDatabase``: committed before the response is sent)."""
+def databases_of(request: Request) -> Databases:
+    """The request's ``Databases``, on the request's one transaction (``RequestDatabase``:
+    committed before the response is sent). For endpoints the route class calls directly
+    (``lib/routing.py``); the others take ``DBs``."""
     return Databases(*request_database(request).open())
+
+
+async def get_databases(request: Request) -> Databases:
+    """FastAPI dependency: ``databases_of`` the request."""
+    return databases_of(request)
 
 
 DBs = Annotated[Databases, Depends(get_databases)]
 
-__all__ = ["DBs", "DatabaseRoute", "Databases", "get_databases"]
+__all__ = ["DBs", "DatabaseRoute", "Databases", "databases_of", "get_databases"]

@@ -107,3 +107,5 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio ``QueuePool``, serving waiting checkouts first come, first served."""
 
     _queue_class = FairQueue[ConnectionPoolEntry]
+    # Its log lines under SQLAlchemy's pool loggers, like the stock pool's (and quiet alike).
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.FairAsyncQueuePool"

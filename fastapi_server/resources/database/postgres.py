@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio
 import asyncpg
@@ -152,6 +152,58 @@ class ReadScope:
         if self.session.in_transaction():  # the ORM was used: give its connection back
             await self.session.close()
 
+    @property
+    def holds_resources(self) -> bool:
+        """Whether the ORM was used (plain-row reads give their connection back at once)."""
+        return self.session.in_transaction()
+
+    async def finish(self, error: BaseException | None) -> None:
+        await self.close()
+
+
+class WriteScope:
+    """A request's database access when it may write: one session in one transaction
+    (begun on first use), committed by ``finish`` unless an error says otherwise."""
+
+    holds_resources = True
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.reader = Reader(session)
+
+    async def finish(self, error: BaseException | None) -> None:
+        """End the transaction (``end_transaction``), then close the session."""
+        try:
+            await self.end_transaction(error)
+        finally:
+            await self.session.close()
+
+    async def end_transaction(self, error: BaseException | None) -> None:
+        """Commit (no error, or one that ``keeps_changes``) or roll back."""
+        if error is None or (isinstance(error, AppError) and error.keeps_changes):
+            await self.session.commit()
+        else:
+            await self.session.rollback()
+
+
+class RequestScope(Protocol):
+    """One request's database access, as ``Database.request_scope`` hands it out."""
+
+    @property
+    def session(self) -> AsyncSession: ...
+
+    @property
+    def reader(self) -> Reader: ...
+
+    @property
+    def holds_resources(self) -> bool:
+        """Whether ``finish`` has work to do."""
+        ...
+
+    async def finish(self, error: BaseException | None) -> None:
+        """End the request's database work; ``error`` is what the request raised, if any."""
+        ...
+
 
 class Database:
     """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
@@ -198,6 +250,13 @@ class Database:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
+    def request_scope(self, read_only: bool) -> RequestScope:
+        """A request's database access (``RequestDatabase``): a ``ReadScope`` for a
+        read-only request, else a ``WriteScope``. Nothing is checked out until used."""
+        if read_only:
+            return ReadScope(self.engine, self.autocommit_engine)
+        return WriteScope(self.sessionmaker())
+
     @asynccontextmanager
     async def reads(self) -> AsyncIterator[ReadScope]:
         """Database access for reading only, without BEGIN/COMMIT around the statements.
@@ -240,54 +299,38 @@ class RequestDatabase:
 
     GET (and HEAD, OPTIONS) requests write nothing, so they get a ``ReadScope``: no
     BEGIN/COMMIT round trips, and an ORM session that refuses writes. Other requests get
-    one session in one transaction, committed when the endpoint returns, before the
-    response is sent (a failed commit answers 500, never a 200), and rolled back on any
-    exception except an ``AppError`` with ``keeps_changes``, whose bookkeeping is committed
-    before the error is answered. A request that never touches the database costs nothing.
+    a ``WriteScope``: one session in one transaction, committed when the endpoint returns,
+    before the response is sent (a failed commit answers 500, never a 200), and rolled
+    back on any exception except an ``AppError`` with ``keeps_changes``, whose bookkeeping
+    is committed before the error is answered. The scope comes from the app's
+    ``Database`` (``app.state.database``), the one place a test puts every request into
+    its own transaction. A request that never touches the database costs nothing.
     """
 
-    __slots__ = ("_read_scope", "_reader", "_request", "_session")
+    __slots__ = ("_request", "_scope")
 
     def __init__(self, request: Request) -> None:
         self._request = request
-        self._read_scope: ReadScope | None = None
-        self._session: AsyncSession | None = None
-        self._reader: Reader | None = None
+        self._scope: RequestScope | None = None
 
     def open(self) -> tuple[AsyncSession, Reader]:
         """The request's session and reader (nothing is checked out until they are used)."""
-        if self._session is None or self._reader is None:
+        scope = self._scope
+        if scope is None:
             database: Database = self._request.app.state.database
-            if self._request.method in READ_ONLY_METHODS:
-                self._read_scope = ReadScope(database.engine, database.autocommit_engine)
-                self._session, self._reader = self._read_scope.session, self._read_scope.reader
-            else:
-                self._session = database.sessionmaker()
-                self._reader = Reader(self._session)
-        return self._session, self._reader
+            scope = database.request_scope(self._request.method in READ_ONLY_METHODS)
+            self._scope = scope
+        return scope.session, scope.reader
 
     @property
     def holds_resources(self) -> bool:
         """Whether ``finish`` has work to do: a transaction, or a read session in use."""
-        if self._read_scope is not None:
-            return self._read_scope.session.in_transaction()
-        return self._session is not None
+        return self._scope is not None and self._scope.holds_resources
 
     async def finish(self, error: BaseException | None) -> None:
-        """Commit (no error, or one that ``keeps_changes``) or roll back, then close."""
-        if self._read_scope is not None:
-            await self._read_scope.close()
-            return
-        session = self._session
-        if session is None:
-            return
-        try:
-            if error is None or (isinstance(error, AppError) and error.keeps_changes):
-                await session.commit()
-            else:
-                await session.rollback()
-        finally:
-            await session.close()
+        """Commit or roll back as the scope does (see the class), then close."""
+        if self._scope is not None:
+            await self._scope.finish(error)
 
 
 _REQUEST_DATABASE = "fastapi_server.database"  # the ASGI scope key of RequestDatabase

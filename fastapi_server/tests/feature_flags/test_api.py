@@ -9,14 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.users import tokens
 from fastapi_server.apps.users.models import User
 from fastapi_server.apps.users.tokens import TokenKind
-from fastapi_server.resources.database.databases import Databases, get_databases
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.resources.database.postgres import Database, RequestScope
 from fastapi_server.tests.helpers.statements import recorded_statements
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
@@ -44,6 +45,7 @@ async def test_list_is_open_to_anyone_and_ordered_by_codename(
     )
     response = await client.get("/feature-flags")
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
     flags = response.json()
     codenames = [flag["codename"] for flag in flags]
     assert codenames == sorted(codenames)
@@ -423,7 +425,7 @@ async def test_evaluate_documents_its_optional_bearer_token(client: httpx.AsyncC
     assert "401" in operation["responses"]
 
 
-async def test_evaluate_is_called_without_fastapis_dependency_solving(
+async def test_evaluate_and_the_list_are_called_without_fastapis_dependency_solving(
     client: httpx.AsyncClient, solved: list[str]
 ) -> None:
     token = {"Authorization": f"Bearer {_token(TokenKind.ACCESS)}"}
@@ -432,27 +434,34 @@ async def test_evaluate_is_called_without_fastapis_dependency_solving(
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         assert response.json()["FF_ENABLE_REGISTRATION"] is True
-    assert solved == []
     assert (await client.get("/feature-flags")).status_code == 200
-    assert solved == ["/feature-flags"]  # the spy sees an endpoint with a dependency
+    assert solved == []
+    one = "/feature-flags/FF_ENABLE_REGISTRATION"
+    assert (await client.get(one)).status_code == 200
+    assert solved == [one]  # the spy sees an endpoint with a dependency
 
 
 async def test_evaluate_does_no_database_work(app: FastAPI) -> None:
-    sessions: list[str] = []
+    scopes: list[str] = []
+    real: Database = app.state.database
 
-    async def counted_databases(request: Request) -> Databases:
-        sessions.append(request.url.path)
-        return await get_databases(request)
+    class CountedDatabase(Database):
+        def request_scope(self, read_only: bool) -> RequestScope:
+            scopes.append("read" if read_only else "write")
+            return super().request_scope(read_only)
 
-    app.dependency_overrides[get_databases] = counted_databases
+    app.state.database = CountedDatabase(real.engine)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        anonymous = await http.get("/feature-flags/evaluate")
-        # A valid token of a user the database does not know: answered from the token.
-        token = {"Authorization": f"Bearer {_token(TokenKind.ACCESS)}"}
-        signed_in = await http.get("/feature-flags/evaluate", headers=token)
-        assert anonymous.status_code == signed_in.status_code == 200
-        assert signed_in.json()["FF_ENABLE_REGISTRATION"] is True
-        assert sessions == []
-        assert (await http.get("/feature-flags")).status_code == 200
-        assert sessions == ["/feature-flags"]  # the probe sees a request that does query
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            anonymous = await http.get("/feature-flags/evaluate")
+            # A valid token of a user the database does not know: answered from the token.
+            token = {"Authorization": f"Bearer {_token(TokenKind.ACCESS)}"}
+            signed_in = await http.get("/feature-flags/evaluate", headers=token)
+            assert anonymous.status_code == signed_in.status_code == 200
+            assert signed_in.json()["FF_ENABLE_REGISTRATION"] is True
+            assert scopes == []
+            assert (await http.get("/feature-flags")).status_code == 200
+            assert scopes == ["read"]  # the probe sees a request that does query
+    finally:
+        app.state.database = real

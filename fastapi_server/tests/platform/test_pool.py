@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -72,6 +73,13 @@ async def test_a_returned_connection_goes_to_the_longest_waiter_not_a_newcomer(
     assert served == ["first", "second", "newcomer"]
     assert queue.qsize() == 1
     assert queue.waiting() == 0
+
+
+def test_the_pool_logs_where_sqlalchemys_pool_does(one_connection: AsyncEngine) -> None:
+    # Not under fastapi_server's loggers, which log INFO: "Pool disposed" at every exit.
+    logger = one_connection.pool.logger
+    assert isinstance(logger, logging.Logger)
+    assert logger.name.startswith("sqlalchemy.pool.")
 
 
 async def test_a_checkout_that_times_out_leaves_the_line(settings: Settings) -> None:

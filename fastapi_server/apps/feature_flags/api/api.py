@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import TypeAdapter
 
 from fastapi_server.apps.feature_flags import core
 from fastapi_server.apps.feature_flags.entitlements import (
@@ -24,7 +25,7 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagUpdate,
 )
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.database.databases import DatabaseRoute, DBs
+from fastapi_server.resources.database.databases import DatabaseRoute, DBs, databases_of
 
 router = APIRouter(prefix="/feature-flags", tags=["feature flags"], route_class=DatabaseRoute)
 
@@ -82,13 +83,17 @@ class _JsonOfView:
 _anonymous_json = _JsonOfView()
 
 
+_FLAG_LIST_JSON = TypeAdapter(list[FeatureFlagRead])
+
+
 @router.get("", response_model=list[FeatureFlagRead])
-async def list_flags(dbs: DBs) -> list[FeatureFlagRead]:
+async def list_flags(request: Request) -> Response:
     """Every flag with its targeting, ordered by codename. Open to anyone, so without
     who changed it (superusers find that in the history)."""
-    # Already FeatureFlagRead instances: FastAPI's response validation passes them
-    # through as they are (no second validation) and serialises them in pydantic-core.
-    return await core.list_flags(dbs)
+    # Takes only the Request and returns a Response: the route class calls it directly,
+    # without FastAPI's dependency solving (about a sixth of this request's time).
+    flags = await core.list_flags(databases_of(request))
+    return _json(_FLAG_LIST_JSON.dump_json(flags))
 
 
 @router.get("/{codename}", response_model=FeatureFlagRead, responses=NOT_FOUND)
