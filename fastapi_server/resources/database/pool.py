@@ -58,14 +58,20 @@ class FairQueue(QueueCommon[_T]):
         return sum(1 for waiter in self._waiters if not waiter.done())
 
     def put_nowait(self, item: _T) -> None:
+        if not self._hand_over(item):
+            if self.full():
+                raise Full()
+            self._items.append(item)
+
+    def _hand_over(self, item: _T) -> bool:
+        """Give ``item`` to the longest waiter; False when nobody waits."""
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():  # a waiter that timed out or was cancelled is skipped
+            # Skipped: a waiter that timed out or was cancelled, or one left on a closed loop.
+            if not waiter.done() and not waiter.get_loop().is_closed():
                 waiter.set_result(item)
-                return
-        if self.full():
-            raise Full()
-        self._items.append(item)
+                return True
+        return False
 
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         self.put_nowait(item)
@@ -95,8 +101,13 @@ class FairQueue(QueueCommon[_T]):
     def _abandon(self, waiter: asyncio.Future[_T]) -> None:
         """A wait ended without its item being taken (timeout or cancellation)."""
         if waiter.done() and not waiter.cancelled():
-            # Handed an item just as the wait ended: it goes to the next in line.
-            self.put_nowait(waiter.result())
+            # Handed an item just as the wait ended: it goes to the next in line, or back
+            # among the idle ones even above maxsize (with overflow, another may have come
+            # back meanwhile): the pool counts it as checked in already, and refusing it
+            # here would lose the connection and replace the caller's error with Full.
+            item = waiter.result()
+            if not self._hand_over(item):
+                self._items.append(item)
             return
         waiter.cancel()
         with contextlib.suppress(ValueError):

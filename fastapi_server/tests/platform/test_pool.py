@@ -93,6 +93,7 @@ async def test_a_checkout_that_times_out_leaves_the_line(settings: Settings) -> 
         with pytest.raises(PoolTimeout):
             await engine.raw_connection()
         assert queue.waiting() == 0
+        assert not queue._waiters  # removed, not just finished
         later = asyncio.create_task(engine.raw_connection())
         await _until(lambda: queue.waiting() == 1)
         await greenlet_spawn(held.close)
@@ -122,6 +123,22 @@ async def test_an_item_handed_to_a_cancelled_waiter_goes_to_the_next() -> None:
         await cancelled
     assert queue.qsize() == 0
     assert queue.waiting() == 0
+
+
+async def test_a_cancelled_waiters_item_is_kept_when_the_queue_filled_meanwhile() -> None:
+    # With overflow: the waiter is handed one connection, another comes back before the
+    # waiter runs (nobody left waiting: it goes idle), then the waiter's request is
+    # cancelled. Both connections stay in the pool and the caller sees its cancellation.
+    queue: FairQueue[str] = FairQueue(maxsize=1)
+    waiter = asyncio.ensure_future(_get(queue))
+    await _until(lambda: queue.waiting() == 1)
+    queue.put_nowait("first")
+    queue.put_nowait("second")
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert queue.qsize() == 2
+    assert {await _get(queue), await _get(queue)} == {"first", "second"}
 
 
 async def test_a_full_queue_refuses_an_item_and_an_empty_one_answers_at_once() -> None:
