@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
+import statistics
 import time
 import urllib.parse
 import uuid
@@ -60,7 +61,7 @@ class Plan:
         interval = self.warmup_s + self.duration_s
         rounds = self.rounds * (8 * interval + 10)
         memory = self.memory_steps[-1] / 500  # the GET mix runs at some hundreds req/s
-        scale = (self.users or 0) / 30_000 + self.rounds * (2 * interval + 5) if self.users else 0
+        scale = (self.users or 0) / 30_000 + self.rounds * (4 * interval + 10) if self.users else 0
         storm = self.status_s + self.rounds * (3 * self.status_s + 10)  # the /_status probes
         storm += self.rounds * (interval + 5)  # GET /feature-flags under a storm
         return int(40 + rounds + storm + memory + scale)
@@ -91,6 +92,9 @@ class Benchmark:
         self.pids: list[int] = []
         self.logins = LoginLoad(path="/login", population=1, password="")
         self.idle_status: ProbeResult | None = None
+        self.env: dict[str, str] = {}
+        self.servers: dict[str, stack.Server] = {}
+        self.scale_url = ""  # a copy of the seeded database, for the --users comparison
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -112,6 +116,10 @@ class Benchmark:
             emails = (self.logins.email(i) for i in range(1, BASE_USERS))
             population += asyncio.run(stack.copy_users(self.url, user_id, emails))
         self.logins = replace(self.logins, population=population, password=password)
+        if self.plan.users is not None and user_id is not None:
+            # The --users side gets a copy of this database (same users, same ids, so the
+            # same token works on both) before anyone connects, which the copy requires.
+            self.scale_url = stack.clone_database(self.exits, self.url, "_scale")
         took = time.monotonic() - started
         say(f"database ready in {took:.1f}s ({population} users){self._notes()}")
 
@@ -164,6 +172,8 @@ class Benchmark:
             self.plan.workers,
             self.log_dir,
         )
+        self.env = env
+        self.servers = {"api": self.api, "baseline": self.baseline}
         self.api.wait_ready("/_ready")
         self.baseline.wait_ready("/json")
         for server in (self.api, self.baseline):
@@ -241,7 +251,7 @@ class Benchmark:
             say("not measured (n/a): " + "; ".join(missing))
 
     def _server_url(self, endpoint: Endpoint) -> str:
-        return self.api.url if endpoint.server == "api" else self.baseline.url
+        return self.servers[endpoint.server].url
 
     def _check(self, endpoint: Endpoint, token: str | None) -> str | None:
         """Why ``endpoint`` cannot be measured (one request must answer 200), or None."""
@@ -269,11 +279,17 @@ class Benchmark:
 
     # --- measurements -------------------------------------------------------------------
 
-    def run_rounds(self, keys: list[str], label: str = "") -> None:
-        """Warm-up then a measured interval per endpoint, round after round."""
+    def run_rounds(self, keys: list[str], label: str = "", paired: bool = False) -> None:
+        """Warm-up then a measured interval per endpoint, round after round. ``paired``:
+        the keys are pairs to compare, each pair run in turn, in the other order every
+        second round (neither side always runs first)."""
         measured = [self.endpoints[k] for k in keys if not self.endpoints[k].unavailable]
         for n in range(1, self.plan.rounds + 1):
-            for endpoint in measured:
+            order = measured
+            if paired and n % 2 == 0:
+                swapped = zip(measured[1::2], measured[::2], strict=True)
+                order = [endpoint for pair in swapped for endpoint in pair]
+            for endpoint in order:
                 url = self._server_url(endpoint)
                 duration = self.plan.duration_s
                 connections = CONNECTIONS
@@ -292,8 +308,8 @@ class Benchmark:
                 )
 
     def wait_idle(self) -> None:
-        """Let both servers finish what the last wrk run left queued."""
-        stack.wait_idle([self.api, self.baseline])
+        """Let the servers finish what the last wrk run left queued."""
+        stack.wait_idle(list(self.servers.values()))
 
     def status_idle(self) -> None:
         """``/_status`` latency of the idle API (before any load)."""
@@ -452,47 +468,99 @@ class Benchmark:
         self.targets.append(Target("RSS per worker", NA, f"<= {MAX_RSS_MB:.0f} MB", None, why))
 
     def users_scale(self) -> None:
-        """Login and ``GET /users/user`` with ``plan.users`` users against BASE_USERS."""
+        """Login and ``GET /users/user`` with ``plan.users`` users against BASE_USERS.
+
+        The users are added to a copy of the seeded database, served by a second API
+        (same settings). Each round measures both sides back to back, and the figure is
+        the median round's ratio: the two sides are never minutes apart, so a machine that
+        speeds up or slows down during the run does not pass for an effect of the users.
+        """
         users = self.plan.users
         if users is None:
             return
         small = {k: self.endpoints[k] for k in ("login", "user")}
-        if self.user_id is None or all(e.unavailable for e in small.values()):
+        if not self.scale_url or all(e.unavailable for e in small.values()):
             self.sections["users_scale"] = {"unavailable": self.notes.get("users", "n/a")}
             for endpoint in small.values():
-                self._scale_target(endpoint, None, users)
+                self._scale_target(endpoint, None, None, users)
             return
         started = time.monotonic()
         emails = (self.logins.email(i) for i in range(self.logins.population, users))
-        added = asyncio.run(stack.copy_users(self.url, self.user_id, emails))
+        assert self.user_id is not None  # a copy is made only with the user
+        added = asyncio.run(stack.copy_users(self.scale_url, self.user_id, emails))
         load_s = time.monotonic() - started
         say(f"loaded {added:,} more users with COPY in {load_s:.1f}s")
         population = self.logins.population + added
+        big_server = stack.start_server(
+            self.exits,
+            "api-scale",
+            "fastapi_server.main:create_app",
+            self.env | {"DATABASE_URL": self.scale_url},
+            self.plan.workers,
+            self.log_dir,
+        )
+        big_server.wait_ready("/_ready")
+        self.pids += big_server.all_pids()
+        self.servers["api_scale"] = big_server
         big_logins = replace(self.logins, population=population)
+        pairs: list[str] = []
         for endpoint in small.values():
             load = Load(logins=big_logins) if endpoint.load.logins else endpoint.load
-            big = replace(endpoint, key=f"{endpoint.key}_big", load=load, rounds=[])
-            big.label = f"{endpoint.label} ({population:,} users)"
-            big.baseline = big.min_ratio = big.max_p99_ms = None
-            self.endpoints[big.key] = big
-        self.run_rounds([f"{k}_big" for k in small], label=f"{population:,} users, ")
-        self.sections["users_scale"] = {"users": population, "copy_seconds": round(load_s, 1)}
+            sides = (
+                (f"{endpoint.key}_base", endpoint.load, "api", self.logins.population),
+                (f"{endpoint.key}_big", load, "api_scale", population),
+            )
+            for key, side_load, server, count in sides:
+                side = replace(endpoint, key=key, load=side_load, server=server, rounds=[])
+                side.label = f"{endpoint.label} ({count:,} users)"
+                side.baseline = side.min_ratio = side.max_p99_ms = None
+                side.unavailable = side.unavailable or self._check(side, None)
+                self.endpoints[key] = side
+                pairs.append(key)
+        try:
+            self.run_rounds(pairs, label="users, ", paired=True)
+        finally:
+            del self.servers["api_scale"]
+            big_server.terminate()
+            big_server.stop()
+        ratios: dict[str, list[float]] = {}
         for endpoint in small.values():
-            self._scale_target(endpoint, self.endpoints[f"{endpoint.key}_big"], population)
+            base = self.endpoints[f"{endpoint.key}_base"]
+            big = self.endpoints[f"{endpoint.key}_big"]
+            ratios[endpoint.key] = self._scale_target(base, big, population, users)
+        self.sections["users_scale"] = {
+            "users": population,
+            "copy_seconds": round(load_s, 1),
+            "ratios": {k: [round(r, 3) for r in v] for k, v in ratios.items()},
+        }
 
-    def _scale_target(self, small: Endpoint, big: Endpoint | None, users: int) -> None:
-        what = f"{small.label} with {users:,} users vs {BASE_USERS:,}"
+    def _scale_target(
+        self, base: Endpoint, big: Endpoint | None, population: int | None, users: int
+    ) -> list[float]:
+        """The target on the median round's ratio of ``big`` to ``base``; the ratios."""
+        what = f"{base.label.split(' (')[0]} with {population or users:,} users vs {BASE_USERS:,}"
         target = f">= {1 - MAX_SCALE_LOSS:.0%} of the req/s"
-        if big is None or small.rps is None or big.rps is None:
-            self.targets.append(Target(what, NA, target, None, small.unavailable or ""))
-            return
-        share = big.rps / small.rps
-        figure = f"{small.rps:,.0f} -> {big.rps:,.0f} req/s ({share:.0%})"
+        ratios = [] if big is None else pair_ratios(base.rounds, big.rounds)
+        if not ratios or base.rps is None or big is None or big.rps is None:
+            self.targets.append(Target(what, NA, target, None, base.unavailable or ""))
+            return ratios
+        share = statistics.median(ratios)
+        figure = (
+            f"{base.rps:,.0f} -> {big.rps:,.0f} req/s; per round "
+            + ", ".join(f"{r:.0%}" for r in ratios)
+            + f" -> {share:.0%}"
+        )
         self.targets.append(Target(what, figure, target, share >= 1 - MAX_SCALE_LOSS))
+        return ratios
 
     def all_targets(self) -> list[Target]:
         """The endpoints' targets first, then the others, in the order they ran."""
         return [*endpoint_targets(self.endpoints), *self.targets]
+
+
+def pair_ratios(base: list[WrkResult], other: list[WrkResult]) -> list[float]:
+    """``other``'s requests/s over ``base``'s, round by round (rounds without any left out)."""
+    return [o.rps / b.rps for b, o in zip(base, other, strict=False) if b.rps and o.requests]
 
 
 def _rounded(rss: dict[int, float]) -> dict[int, float]:

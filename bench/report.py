@@ -18,7 +18,7 @@ class Endpoint:
 
     key: str
     label: str
-    server: str  # "api" or "baseline"
+    server: str  # "api", "baseline" or "api_scale" (the API on the copy with --users)
     load: Load
     baseline: str | None = None  # key of the matching baseline endpoint
     min_ratio: float | None = None  # of the baseline's requests/s

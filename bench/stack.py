@@ -76,6 +76,31 @@ def start_database(stack: contextlib.ExitStack) -> str:
     return server.url("fastapi_server_bench")
 
 
+def clone_database(stack: contextlib.ExitStack, url: str, suffix: str) -> str:
+    """A copy of ``url``'s database, named with ``suffix``; its URL. Dropped when ``stack``
+    closes. PostgreSQL copies a database only while nobody is connected to it."""
+    from fastapi_server.lib.database_url import database_name, with_database
+    from init.bootstrap import drop_database
+
+    def quoted(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    name = database_name(url)
+    clone = with_database(url, name + suffix)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(with_database(url, "postgres"))
+        try:
+            await conn.execute(f"CREATE DATABASE {quoted(name + suffix)} TEMPLATE {quoted(name)}")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop_database(clone))
+    asyncio.run(create())
+    stack.callback(lambda: asyncio.run(drop_database(clone)))
+    return clone
+
+
 def bootstrap(url: str) -> None:
     """Create, migrate and seed the database the way ``manage.py`` does."""
     from init.bootstrap import bootstrap as run_bootstrap

@@ -66,7 +66,10 @@ def test_quick_run_measures_everything_and_stops_what_it_started(
     database_url: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "bench.json"
-    result = _bench("--quick", "--json", str(out), env={"DATABASE_URL": database_url})
+    # --users 2000: the comparison with more users runs too, on a copy with 1,000 more.
+    result = _bench(
+        "--quick", "--users", "2000", "--json", str(out), env={"DATABASE_URL": database_url}
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figures = json.loads(out.read_text())
 
@@ -81,8 +84,18 @@ def test_quick_run_measures_everything_and_stops_what_it_started(
     assert {target["result"] for target in figures["targets"]} <= RESULTS
     assert "ratio" in result.stdout  # the table was printed
     assert figures["memory"]["samples"][-1]["requests"] >= 2000 * 0.9
+    # Both sides of the comparison measured in the same rounds, each on its own server.
+    for key in ("login", "user"):
+        base, big = rows[f"{key}_base"], rows[f"{key}_big"]
+        assert (base["server"], big["server"]) == ("api", "api_scale")
+        assert base["requests_per_s"] > 0, base
+        assert big["requests_per_s"] > 0, big
+        assert base["errors"] == big["errors"] == 0, (base, big)
+    assert figures["users_scale"]["users"] == 2000
+    assert set(figures["users_scale"]["ratios"]) == {"login", "user"}
 
     left = [pid for pid in figures["meta"]["processes"] if _running(pid)]
     assert left == [], f"still running: {left}"
     bench_db = database_name(database_url) + "_bench"
     assert not asyncio.run(_database_exists(database_url, bench_db))
+    assert not asyncio.run(_database_exists(database_url, bench_db + "_scale"))
