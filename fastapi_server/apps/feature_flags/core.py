@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-from pydantic import TypeAdapter
-
 from fastapi_server.apps.feature_flags.cache import flag_cache
 from fastapi_server.apps.feature_flags.errors import (
     FeatureDisabled,
@@ -28,6 +26,7 @@ from fastapi_server.apps.feature_flags.errors import (
 )
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
 from fastapi_server.apps.feature_flags.schemas import (
+    FEATURE_FLAG_LIST,
     FeatureFlagCreate,
     FeatureFlagRead,
     FeatureFlagUpdate,
@@ -88,12 +87,9 @@ def anonymous_view() -> Mapping[str, bool]:
     return flag_cache.anonymous_view()
 
 
-_FLAG_LIST = TypeAdapter(list[FeatureFlagRead])
-
-
 async def list_flags(dbs: Databases) -> list[FeatureFlagRead]:
     """Every flag as anyone may read it, ordered by codename (one query, no ORM objects)."""
-    return _FLAG_LIST.validate_python(await dbs.feature_flags.read_all())
+    return FEATURE_FLAG_LIST.validate_python(await dbs.feature_flags.read_all())
 
 
 async def read_flag(dbs: Databases, codename: str) -> FeatureFlagRead:

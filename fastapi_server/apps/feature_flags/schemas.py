@@ -7,7 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
 from fastapi_server.lib.validation import SafeLine, SafeStr
 
@@ -89,6 +96,10 @@ class FeatureFlagRead(BaseModel):
     rollout_percentage: int
     created_on: datetime
     updated_on: datetime
+
+
+FEATURE_FLAG_LIST = TypeAdapter(list[FeatureFlagRead])
+"""The public flag list: rows validated into it (core), and rendered as JSON (the API)."""
 
 
 class FeatureFlagAdminRead(FeatureFlagRead):
