@@ -482,7 +482,7 @@ class Benchmark:
         if not self.scale_url or all(e.unavailable for e in small.values()):
             self.sections["users_scale"] = {"unavailable": self.notes.get("users", "n/a")}
             for endpoint in small.values():
-                self._scale_target(endpoint, None, None, users)
+                self._scale_target(endpoint.label, endpoint, None, users)
             return
         started = time.monotonic()
         emails = (self.logins.email(i) for i in range(self.logins.population, users))
@@ -527,7 +527,7 @@ class Benchmark:
         for endpoint in small.values():
             base = self.endpoints[f"{endpoint.key}_base"]
             big = self.endpoints[f"{endpoint.key}_big"]
-            ratios[endpoint.key] = self._scale_target(base, big, population, users)
+            ratios[endpoint.key] = self._scale_target(endpoint.label, base, big, population)
         self.sections["users_scale"] = {
             "users": population,
             "copy_seconds": round(load_s, 1),
@@ -535,10 +535,11 @@ class Benchmark:
         }
 
     def _scale_target(
-        self, base: Endpoint, big: Endpoint | None, population: int | None, users: int
+        self, label: str, base: Endpoint, big: Endpoint | None, users: int
     ) -> list[float]:
-        """The target on the median round's ratio of ``big`` to ``base``; the ratios."""
-        what = f"{base.label.split(' (')[0]} with {population or users:,} users vs {BASE_USERS:,}"
+        """The target on the median round's ratio of ``big`` (``users`` users) to ``base``;
+        the ratios."""
+        what = f"{label} with {users:,} users vs {BASE_USERS:,}"
         target = f">= {1 - MAX_SCALE_LOSS:.0%} of the req/s"
         ratios = [] if big is None else pair_ratios(base.rounds, big.rounds)
         if not ratios or base.rps is None or big is None or big.rps is None:
