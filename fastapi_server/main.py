@@ -29,12 +29,8 @@ from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
 from fastapi_server.resources import health
-from fastapi_server.resources.database.postgres import (
-    Database,
-    DatabaseError,
-    DatabaseRoute,
-    is_refused_value,
-)
+from fastapi_server.resources.database.postgres import Database, DatabaseError, is_refused_value
+from fastapi_server.resources.http import DatabaseRoute
 
 logger = logging.getLogger(__name__)
 

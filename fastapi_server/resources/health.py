@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from fastapi_server.resources.database.postgres import Database, DatabaseRoute
+from fastapi_server.resources.database.postgres import Database
+from fastapi_server.resources.http import APIRouter
 
-router = APIRouter(tags=["health"], route_class=DatabaseRoute)
+router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0

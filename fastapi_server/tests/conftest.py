@@ -14,12 +14,10 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.dependencies.utils import solve_dependencies
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from starlette.types import Receive, Scope, Send
@@ -178,20 +176,6 @@ async def committed_client(app: FastAPI, clean_database: str) -> AsyncIterator[h
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
-
-
-@pytest.fixture
-def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of the requests FastAPI's own handler solved dependencies for; the
-    endpoints ``DirectRoute`` calls directly (``lib/routing.py``) are not among them."""
-    paths: list[str] = []
-
-    async def spy(*, request: Request, **kwargs: Any) -> Any:
-        paths.append(request.url.path)
-        return await solve_dependencies(request=request, **kwargs)
-
-    monkeypatch.setattr("fastapi.routing.solve_dependencies", spy)
-    return paths
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ Reading flags in code::
 
     if await is_enabled("FF_NEW_CHECKOUT", user):   # a dict lookup, never a query
         ...
-    @router.post("/register", dependencies=[Depends(require_flag("FF_ENABLE_REGISTRATION"))])
+
+A route guarded by a flag uses ``entitlements.require_flag`` instead (an HTTP dependency).
 
 Management functions take a ``Databases`` and the acting person (``actor``: a user's
 email, or ``script:<os user>``), which the database triggers record in the history.
@@ -15,12 +16,11 @@ once the caller's transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from fastapi_server.apps.feature_flags.cache import flag_cache
 from fastapi_server.apps.feature_flags.errors import (
-    FeatureDisabled,
     FeatureFlagAlreadyExists,
     FeatureFlagNotFound,
 )
@@ -53,25 +53,6 @@ async def is_enabled(
     if rule is None:
         return default_if_missing if flag_cache.loaded else False
     return rule.evaluate(None if user is None else user.id)
-
-
-def require_flag(
-    codename: str, *, default_if_missing: bool | Callable[[], bool] = False
-) -> Callable[[], Awaitable[None]]:
-    """A dependency that raises ``FeatureDisabled`` (404) while the flag is off for everyone.
-
-    It evaluates the anonymous (everyone) view; per-user targeting needs
-    ``is_enabled(codename, user)``. ``default_if_missing`` may be a callable, read at
-    each check (e.g. a setting).
-    """
-
-    async def flag_is_on() -> None:
-        default = default_if_missing() if callable(default_if_missing) else default_if_missing
-        if not await is_enabled(codename, default_if_missing=default):
-            raise FeatureDisabled(codename=codename)
-
-    flag_is_on.__name__ = f"require_flag_{codename}"
-    return flag_is_on
 
 
 def evaluate_all(user: HasId | None = None) -> dict[str, bool]:

@@ -16,7 +16,7 @@ from fastapi.security import OAuth2PasswordBearer
 from fastapi_server.apps.users import core
 from fastapi_server.apps.users.errors import NotAuthenticated, NotSuperuser
 from fastapi_server.apps.users.models import User
-from fastapi_server.resources.database.databases import DBs
+from fastapi_server.resources.http import DBs
 
 # tokenUrl makes /docs "Authorize" log in through POST /login.
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
 
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.database.postgres import FeatureFlagsDB
 from fastapi_server.apps.notifications.database.postgres import NotificationsDB
 from fastapi_server.apps.users.database.postgres import UsersDB
-from fastapi_server.resources.database.postgres import DatabaseRoute, Reader, request_database
+from fastapi_server.resources.database.postgres import Reader
 
 
 class Databases:
@@ -36,20 +34,3 @@ class Databases:
     @cached_property
     def notifications(self) -> NotificationsDB:
         return NotificationsDB(self.session)
-
-
-def databases_of(request: Request) -> Databases:
-    """The request's ``Databases``, on the request's one transaction (``RequestDatabase``:
-    committed before the response is sent). For endpoints the route class calls directly
-    (``lib/routing.py``); the others take ``DBs``."""
-    return Databases(*request_database(request).open())
-
-
-async def get_databases(request: Request) -> Databases:
-    """FastAPI dependency: ``databases_of`` the request."""
-    return databases_of(request)
-
-
-DBs = Annotated[Databases, Depends(get_databases)]
-
-__all__ = ["DBs", "DatabaseRoute", "Databases", "databases_of", "get_databases"]

@@ -425,22 +425,6 @@ async def test_evaluate_documents_its_optional_bearer_token(client: httpx.AsyncC
     assert "401" in operation["responses"]
 
 
-async def test_evaluate_and_the_list_are_called_without_fastapis_dependency_solving(
-    client: httpx.AsyncClient, solved: list[str]
-) -> None:
-    token = {"Authorization": f"Bearer {_token(TokenKind.ACCESS)}"}
-    for headers in ({}, token):
-        response = await client.get("/feature-flags/evaluate", headers=headers)
-        assert response.status_code == 200
-        assert response.headers["content-type"] == "application/json"
-        assert response.json()["FF_ENABLE_REGISTRATION"] is True
-    assert (await client.get("/feature-flags")).status_code == 200
-    assert solved == []
-    one = "/feature-flags/FF_ENABLE_REGISTRATION"
-    assert (await client.get(one)).status_code == 200
-    assert solved == [one]  # the spy sees an endpoint with a dependency
-
-
 async def test_evaluate_does_no_database_work(app: FastAPI) -> None:
     scopes: list[str] = []
     real: Database = app.state.database

@@ -10,6 +10,7 @@ import pytest
 
 from fastapi_server.apps.feature_flags import core
 from fastapi_server.apps.feature_flags.cache import FlagRule, bucket, flag_cache
+from fastapi_server.apps.feature_flags.entitlements import require_flag
 from fastapi_server.apps.feature_flags.errors import FeatureDisabled
 
 
@@ -100,9 +101,9 @@ async def test_never_loaded_cache_fails_closed(cache: None) -> None:
 
 async def test_require_flag_raises_feature_disabled_when_off(cache: None) -> None:
     _load(FlagRule("FF_ON", True), FlagRule("FF_OFF", False))
-    await core.require_flag("FF_ON")()
+    await require_flag("FF_ON")()
     with pytest.raises(FeatureDisabled) as raised:
-        await core.require_flag("FF_OFF")()
+        await require_flag("FF_OFF")()
     assert raised.value.status_code == 404
     assert raised.value.to_detail()["code"] == "FEATURE_DISABLED"
 
@@ -110,7 +111,7 @@ async def test_require_flag_raises_feature_disabled_when_off(cache: None) -> Non
 async def test_require_flag_default_may_be_a_callable_read_at_each_check(cache: None) -> None:
     _load()
     setting = {"value": True}
-    dependency = core.require_flag("FF_NOPE", default_if_missing=lambda: setting["value"])
+    dependency = require_flag("FF_NOPE", default_if_missing=lambda: setting["value"])
     await dependency()
     setting["value"] = False
     with pytest.raises(FeatureDisabled):

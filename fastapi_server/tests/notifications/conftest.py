@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,8 +20,9 @@ from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_asyncpg_dsn
 from fastapi_server.lib.errors import AppError
 from fastapi_server.main import create_app
-from fastapi_server.resources.database.databases import DatabaseRoute, Databases, DBs
+from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database
+from fastapi_server.resources.http import APIRouter, DBs
 from fastapi_server.tests.helpers.mail import SMTPCatcher
 
 
@@ -31,7 +32,7 @@ class RollbackPlease(AppError):
 
 
 # An endpoint of the tests only: queues a welcome email, then succeeds or fails.
-mail_router = APIRouter(route_class=DatabaseRoute)
+mail_router = APIRouter()
 
 
 @mail_router.post("/_test/mail")

@@ -12,8 +12,8 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag
-from fastapi_server.resources.database.databases import DBs
 from fastapi_server.resources.database.postgres import Database, Reader, is_refused_value
+from fastapi_server.resources.http import DBs
 
 
 async def test_reads_on_a_transaction_see_its_pending_changes(db_session: AsyncSession) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 
 from fastapi_server.apps.feature_flags import core
 from fastapi_server.apps.feature_flags.entitlements import (
@@ -25,9 +25,9 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagUpdate,
 )
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.database.databases import DatabaseRoute, DBs, databases_of
+from fastapi_server.resources.http import APIRouter, DBs, databases_of
 
-router = APIRouter(prefix="/feature-flags", tags=["feature flags"], route_class=DatabaseRoute)
+router = APIRouter(prefix="/feature-flags", tags=["feature flags"])
 
 CodenamePath = Annotated[
     Codename, Path(description=f"The flag's codename: {CODENAME_RULE}.", examples=["FF_X"])

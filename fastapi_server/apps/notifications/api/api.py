@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi_server.resources.http import APIRouter
 
-from fastapi_server.resources.database.databases import DatabaseRoute
-
-router = APIRouter(tags=["notifications"], route_class=DatabaseRoute)
+router = APIRouter(tags=["notifications"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.security import OAuth2PasswordRequestForm
 
-from fastapi_server.apps.feature_flags.core import require_flag
+from fastapi_server.apps.feature_flags.entitlements import require_flag
 from fastapi_server.apps.users import core
 from fastapi_server.apps.users.entitlements import CurrentUser, Superuser
 from fastapi_server.apps.users.schemas import (
@@ -29,9 +29,9 @@ from fastapi_server.apps.users.schemas import (
 )
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.database.databases import DatabaseRoute, DBs
+from fastapi_server.resources.http import APIRouter, DBs
 
-router = APIRouter(tags=["users"], route_class=DatabaseRoute)
+router = APIRouter(tags=["users"])
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
 MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane integer
