@@ -1,4 +1,4 @@
-"""A connection pool that serves waiting requests in the order they came.
+"""An admission gate in front of the connection pool: waiting requests are served in order.
 
 SQLAlchemy's asyncio pool keeps its idle connections in an ``asyncio.Queue``. When a
 connection comes back, the queue wakes the longest waiter, but only schedules it: a
@@ -9,114 +9,73 @@ connections, ``GET /feature-flags`` had single requests waiting 1.6 s for a conn
 while the median request took 9 ms (the same starvation is reported for asyncpg's pool,
 MagicStack/asyncpg#1247).
 
-``FairQueue`` hands a returned connection straight to the longest waiter, and a request
-that finds others waiting queues behind them, so no request waits longer than those
-before it. ``FairAsyncQueuePool`` is SQLAlchemy's asyncio pool with that queue, and
-``Database.from_settings`` builds every engine with it.
+So nobody waits in the pool: ``Database`` lets at most as many requests (and
+transactions) at the database at once as its pool has connections, through an
+``AdmissionGate``. Each admitted request uses one connection at a time, so the pool
+always has one for it; the others wait at the gate, which hands a leaving holder's place
+straight to the longest waiter and queues a newcomer behind those already waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
-from typing import TypeVar
-
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
-from sqlalchemy.util import await_
-from sqlalchemy.util.queue import Empty, Full, QueueCommon
-
-_T = TypeVar("_T")
+from collections.abc import AsyncIterator
 
 
-class FairQueue(QueueCommon[_T]):
-    """First come, first served: what ``QueuePool`` needs of its queue, on one event loop.
+class AdmissionGate:
+    """At most ``limit`` holders at once; the others wait first come, first served.
 
-    Invariant: idle items and live waiters never coexist. ``put_nowait`` gives an item to
-    the longest waiter if there is one, so ``get`` takes an idle item only when nobody is
-    waiting for one. ``put`` never blocks: the pool only calls it to return what it took,
-    and a full queue (an overflow connection coming back) raises ``Full`` at once.
+    Invariant: free places and live waiters never coexist. ``leave`` hands its place to
+    the longest waiter if there is one, so ``enter`` takes a free place only when nobody
+    is waiting for one.
     """
 
-    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
-        self.maxsize = maxsize
-        self.use_lifo = use_lifo
-        self._items: deque[_T] = deque()
-        self._waiters: deque[asyncio.Future[_T]] = deque()
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def full(self) -> bool:
-        return 0 < self.maxsize <= len(self._items)
-
-    def qsize(self) -> int:
-        return len(self._items)
+    def __init__(self, limit: float = math.inf) -> None:
+        self.limit = limit
+        self.inside = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     def waiting(self) -> int:
-        """How many checkouts are waiting for an item."""
+        """How many are waiting for a place."""
         return sum(1 for waiter in self._waiters if not waiter.done())
 
-    def put_nowait(self, item: _T) -> None:
-        if not self._hand_over(item):
-            if self.full():
-                raise Full()
-            self._items.append(item)
-
-    def _hand_over(self, item: _T) -> bool:
-        """Give ``item`` to the longest waiter; False when nobody waits."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            # Skipped: a waiter that timed out or was cancelled, or one left on a closed loop.
-            if not waiter.done() and not waiter.get_loop().is_closed():
-                waiter.set_result(item)
-                return True
-        return False
-
-    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
-        self.put_nowait(item)
-
-    def get_nowait(self) -> _T:
-        if not self._items:
-            raise Empty()
-        return self._items.pop() if self.use_lifo else self._items.popleft()
-
-    def get(self, block: bool = True, timeout: float | None = None) -> _T:
-        if self._items or not block:
-            return self.get_nowait()
-        return await_(self._wait(timeout))
-
-    async def _wait(self, limit_s: float | None) -> _T:
-        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+    async def enter(self, timeout_s: float | None = None) -> None:
+        """Take a place, waiting behind those already waiting; ``TimeoutError`` after
+        ``timeout_s`` seconds without one."""
+        if self.inside < self.limit and not self._waiters:
+            self.inside += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            async with asyncio.timeout(limit_s):
-                return await waiter
-        except BaseException as exc:
-            self._abandon(waiter)
-            if isinstance(exc, TimeoutError):
-                raise Empty() from exc
+            async with asyncio.timeout(timeout_s):
+                await waiter  # ``leave`` hands its place over: ``inside`` already counts it
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # given a place just as the wait ended: the next one gets it
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
-    def _abandon(self, waiter: asyncio.Future[_T]) -> None:
-        """A wait ended without its item being taken (timeout or cancellation)."""
-        if waiter.done() and not waiter.cancelled():
-            # Handed an item just as the wait ended: it goes to the next in line, or back
-            # among the idle ones even above maxsize (with overflow, another may have come
-            # back meanwhile): the pool counts it as checked in already, and refusing it
-            # here would lose the connection and replace the caller's error with Full.
-            item = waiter.result()
-            if not self._hand_over(item):
-                self._items.append(item)
-            return
-        waiter.cancel()
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
+    def leave(self) -> None:
+        """Give the place up: to the longest waiter, or back to the free ones."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # skipped: a waiter that timed out or was cancelled
+                waiter.set_result(None)
+                return
+        self.inside -= 1
 
-
-class FairAsyncQueuePool(AsyncAdaptedQueuePool):
-    """SQLAlchemy's asyncio ``QueuePool``, serving waiting checkouts first come, first served."""
-
-    _queue_class = FairQueue[ConnectionPoolEntry]
-    # Its log lines under SQLAlchemy's pool loggers, like the stock pool's (and quiet alike).
-    _sqla_logger_namespace = "sqlalchemy.pool.impl.FairAsyncQueuePool"
+    @contextlib.asynccontextmanager
+    async def place(self, timeout_s: float | None = None) -> AsyncIterator[None]:
+        """``enter``, then ``leave`` on the way out."""
+        await self.enter(timeout_s)
+        try:
+            yield
+        finally:
+            self.leave()

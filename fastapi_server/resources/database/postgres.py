@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -10,6 +11,7 @@ import asyncpg
 from asyncpg.exceptions import InternalClientError
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,7 +24,7 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
-from fastapi_server.resources.database.pool import FairAsyncQueuePool
+from fastapi_server.resources.database.pool import AdmissionGate
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -205,8 +207,14 @@ class RequestScope(Protocol):
 class Database:
     """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, max_connections: float = math.inf, wait_s: float | None = None
+    ) -> None:
         self.engine = engine
+        # At most as many users of the database at once as the pool has connections, the
+        # others served in arrival order (``pool.py``); each waits up to ``wait_s``.
+        self.gate = AdmissionGate(max_connections)
+        self.wait_s = wait_s
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         # The same engine and pool, with connections handed out in autocommit: a read
         # then costs one round trip instead of BEGIN, the query and ROLLBACK.
@@ -225,7 +233,6 @@ class Database:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         engine = create_async_engine(
             to_sqlalchemy_url(settings.database_url),
-            poolclass=FairAsyncQueuePool,  # waiting requests are served in order
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
@@ -233,7 +240,8 @@ class Database:
             hide_parameters=True,  # error messages and logs never carry emails or hashes
             connect_args={"server_settings": server_settings},
         )
-        return cls(engine)
+        max_connections = settings.db_pool_size + settings.db_max_overflow
+        return cls(engine, max_connections, settings.db_pool_timeout)
 
     @classmethod
     def for_tool(cls, url: str, application_name: str) -> Database:
@@ -244,12 +252,37 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One session in one transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
+        async with self.admitted(), self.sessionmaker() as session, session.begin():
             yield session
 
+    async def admit(self) -> None:
+        """Wait for a place at the database (``gate``), first come, first served; the
+        pool's ``TimeoutError`` after ``DB_POOL_TIMEOUT``, as when waiting for a connection."""
+        try:
+            await self.gate.enter(self.wait_s)
+        except TimeoutError as exc:
+            raise PoolTimeout(
+                f"no database connection free within {self.wait_s} s "
+                f"({self.gate.waiting()} waiting)"
+            ) from exc
+
+    def release(self) -> None:
+        """Give the place taken by ``admit`` to the next in line."""
+        self.gate.leave()
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """``admit``, then ``release`` on the way out."""
+        await self.admit()
+        try:
+            yield
+        finally:
+            self.release()
+
     def request_scope(self, read_only: bool) -> RequestScope:
-        """A request's database access (``resources/http.py``): a ``ReadScope`` for a
-        read-only request, else a ``WriteScope``. Nothing is checked out until used."""
+        """A request's database access (``resources/http.py``, which ``admit``s the
+        request first): a ``ReadScope`` for a read-only request, else a ``WriteScope``.
+        Nothing is checked out until used."""
         if read_only:
             return ReadScope(self.engine, self.autocommit_engine)
         return WriteScope(self.sessionmaker())
@@ -262,11 +295,12 @@ class Database:
         committed data, so a single-query read costs one round trip. Writing through the
         ORM raises ``ReadOnlySessionError``.
         """
-        scope = ReadScope(self.engine, self.autocommit_engine)
-        try:
-            yield scope
-        finally:
-            await scope.close()
+        async with self.admitted():
+            scope = ReadScope(self.engine, self.autocommit_engine)
+            try:
+                yield scope
+            finally:
+                await scope.close()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -64,7 +64,7 @@ async def probe_client(settings: Settings, probe_table: None) -> AsyncIterator[h
     @app.get("/probe-direct")
     async def read_directly(request: Request) -> Response:
         # Taking only the Request: the database comes from the request itself.
-        session, reader = request_database(request).open()
+        session, reader = await request_database(request).open()
         orm = (await session.execute(select(func.count()).select_from(probe))).scalar_one()
         row = await reader.fetchrow("SELECT count(*) AS n FROM request_probe")
         assert row is not None
