@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.resources.database.postgres import Database, Reader, RequestScope
+from fastapi_server.resources.database.postgres import Database, RequestScope
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -35,45 +35,33 @@ class RequestDatabase:
     back on any exception except an ``AppError`` with ``keeps_changes``, whose bookkeeping
     is committed before the error is answered. The scope comes from the app's
     ``Database`` (``app.state.database``), the one place a test puts every request into
-    its own transaction. Opening waits for a place at the database (``Database.admit``:
-    no more requests at once than the pool has connections, served in arrival order). A
-    request that never touches the database costs nothing.
+    its own transaction. A request that never touches the database costs nothing.
     """
 
-    __slots__ = ("_database", "_request", "_scope")
+    __slots__ = ("_request", "_scope")
 
     def __init__(self, request: Request) -> None:
         self._request = request
-        self._database: Database | None = None
         self._scope: RequestScope | None = None
 
-    async def open(self) -> tuple[AsyncSession, Reader]:
-        """The request's session and reader, once admitted (nothing is checked out until
-        they are used)."""
+    def open(self) -> AsyncSession:
+        """The request's session (nothing is checked out until it is used)."""
         scope = self._scope
         if scope is None:
             database: Database = self._request.app.state.database
-            await database.admit()
-            self._database = database
             scope = database.request_scope(self._request.method in READ_ONLY_METHODS)
             self._scope = scope
-        return scope.session, scope.reader
+        return scope.session
 
     @property
     def holds_resources(self) -> bool:
-        """Whether ``finish`` has work to do: the request was admitted to the database."""
-        return self._database is not None
+        """Whether ``finish`` has work to do: a transaction, or a read session in use."""
+        return self._scope is not None and self._scope.holds_resources
 
     async def finish(self, error: BaseException | None) -> None:
-        """Commit or roll back as the scope does (see the class), close, and give the
-        request's place at the database to the next in line."""
-        try:
-            if self._scope is not None and self._scope.holds_resources:
-                await self._scope.finish(error)
-        finally:
-            if self._database is not None:
-                self._database.release()
-                self._database = None
+        """Commit or roll back as the scope does (see the class), then close."""
+        if self._scope is not None:
+            await self._scope.finish(error)
 
 
 _REQUEST_DATABASE = "fastapi_server.database"  # the ASGI scope key of RequestDatabase
@@ -120,19 +108,24 @@ def request_database(request: Request) -> RequestDatabase:
 async def get_db_session(request: Request) -> AsyncSession:
     """FastAPI dependency: the request's session (``RequestDatabase``), for endpoints that
     need the ORM only; most take ``DBs`` (``databases.py``)."""
-    return (await request_database(request).open())[0]
+    return request_database(request).open()
 
 
 DBSession = Annotated[AsyncSession, Depends(get_db_session)]
 
 
-async def databases_of(request: Request) -> Databases:
+def databases_of(request: Request) -> Databases:
     """The request's ``Databases``, on the request's one transaction (``RequestDatabase``:
-    committed before the response is sent); also FastAPI's dependency behind ``DBs``."""
-    return Databases(*await request_database(request).open())
+    committed before the response is sent)."""
+    return Databases(request_database(request).open())
 
 
-DBs = Annotated[Databases, Depends(databases_of)]
+async def get_databases(request: Request) -> Databases:
+    """FastAPI dependency: ``databases_of`` the request."""
+    return databases_of(request)
+
+
+DBs = Annotated[Databases, Depends(get_databases)]
 
 
 class APIRouter(fastapi.APIRouter):

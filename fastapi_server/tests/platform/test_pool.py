@@ -49,7 +49,7 @@ async def test_a_freed_place_goes_to_the_longest_waiter_not_a_newcomer(
             served.append(name)
             await asyncio.sleep(0.01)  # a short query
 
-    await database.admit()  # a request holding the only connection
+    await database.gate.enter()  # a request holding the only connection
     first = asyncio.create_task(transaction("first"))
     await _until(lambda: database.gate.waiting() == 1)
     second = asyncio.create_task(transaction("second"))
@@ -57,7 +57,7 @@ async def test_a_freed_place_goes_to_the_longest_waiter_not_a_newcomer(
     # A request arriving as the place is freed: its task runs before the first waiter's
     # wake-up, and an unfair gate (or the stock pool alone) lets it in first.
     newcomer = asyncio.create_task(transaction("newcomer"))
-    database.release()
+    database.gate.leave()
     await asyncio.gather(first, second, newcomer)
 
     assert served == ["first", "second", "newcomer"]
@@ -72,14 +72,14 @@ async def test_a_wait_that_times_out_leaves_the_line(settings: Settings) -> None
     try:
         async with database.transaction():
             with pytest.raises(PoolTimeout):
-                async with database.reads():
-                    pass
+                async with database.reads() as scope:
+                    await scope.session.execute(text("SELECT 1"))
             assert database.gate.waiting() == 0
-            later = asyncio.create_task(database.admit())
+            later = asyncio.create_task(database.gate.enter())
             await _until(lambda: database.gate.waiting() == 1)
         await later  # the transaction's place went to the one waiting since
         assert database.gate.inside == 1
-        database.release()
+        database.gate.leave()
         assert database.gate.inside == 0
     finally:
         await database.dispose()

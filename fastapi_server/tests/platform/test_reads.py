@@ -1,4 +1,4 @@
-"""Plain-row reads (``Reader``): on the request's transaction, or borrowed from the pool."""
+"""Core reads (``rows``) on a request's session, and read-only scopes after a restart."""
 
 from __future__ import annotations
 
@@ -7,46 +7,64 @@ import asyncio
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import text
-from sqlalchemy.exc import DataError
+from sqlalchemy import Integer, String, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag
-from fastapi_server.resources.database.postgres import Database, Reader, is_refused_value
+from fastapi_server.resources.database.databases import Databases
+from fastapi_server.resources.database.postgres import (
+    Database,
+    DatabaseError,
+    ReadOnlySessionError,
+    is_refused_value,
+    rows,
+)
 from fastapi_server.resources.http import DBs
+from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 
 async def test_reads_on_a_transaction_see_its_pending_changes(db_session: AsyncSession) -> None:
     db_session.add(FeatureFlag(codename="FF_PENDING", label="Not flushed yet"))
-    row = await Reader(db_session).fetchrow(
-        "SELECT label FROM feature_flags WHERE codename = $1", "FF_PENDING"
+    found = await rows(
+        db_session, select(FeatureFlag.label).where(FeatureFlag.codename == "FF_PENDING")
     )
-    assert row is not None
-    assert row["label"] == "Not flushed yet"
+    assert [dict(row) for row in found] == [{"label": "Not flushed yet"}]
 
 
-async def test_a_refused_value_is_a_sqlalchemy_data_error(
+async def test_a_refused_value_is_a_database_error_known_as_refused(
     db_session: AsyncSession, engine: AsyncEngine
 ) -> None:
-    with pytest.raises(DataError) as on_transaction:
-        await Reader(db_session).fetchrow("SELECT $1::int", "not a number")
+    as_int = select(cast(bindparam("value", type_=String), Integer))
+    with pytest.raises(DatabaseError) as on_transaction:
+        await rows(db_session, as_int, {"value": "not a number"})
     assert is_refused_value(on_transaction.value)
     async with Database(engine).reads() as scope:
-        with pytest.raises(DataError) as borrowed:
-            await scope.reader.fetchrow("SELECT 1 / 0")
-    assert is_refused_value(borrowed.value)
+        with pytest.raises(DatabaseError) as read_only:
+            await rows(scope.session, select(text("1 / 0")))
+    assert is_refused_value(read_only.value)
 
 
-async def test_a_read_only_scope_holds_one_connection_at_most(engine: AsyncEngine) -> None:
-    database = Database(engine)
-    async with database.reads() as scope:
-        before = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
-        await scope.reader.fetch("SELECT 1")
-        assert engine.sync_engine.pool.checkedout() == before  # type: ignore[attr-defined]
-        orm_pid = (await scope.session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        row = await scope.reader.fetchrow("SELECT pg_backend_pid() AS pid")
-        assert row is not None
-        assert row["pid"] == orm_pid  # once the ORM holds a connection, reads use it
+async def test_a_read_only_scope_reads_on_one_connection_and_refuses_writes(
+    engine: AsyncEngine,
+) -> None:
+    async with Database(engine).reads() as scope:
+        orm_pid = (await scope.session.execute(select(func.pg_backend_pid()))).scalar_one()
+        (row,) = await rows(scope.session, select(func.pg_backend_pid().label("pid")))
+        assert row["pid"] == orm_pid
+        scope.session.add(FeatureFlag(codename="FF_NEVER", label="Never written"))
+        with pytest.raises(ReadOnlySessionError):
+            await rows(scope.session, select(FeatureFlag.codename))
+
+
+async def _close_api_connections(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        closed = await conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'api' AND pid <> pg_backend_pid()"
+            )
+        )
+    assert closed
 
 
 async def test_get_reads_go_on_after_the_server_closed_their_connections(
@@ -57,16 +75,24 @@ async def test_get_reads_go_on_after_the_server_closed_their_connections(
         # several requests at once, so that the pool holds several connections
         first = await asyncio.gather(*(http.get("/feature-flags") for _ in range(5)))
         assert [response.status_code for response in first] == [200] * 5
-        async with engine.connect() as conn:
-            closed = await conn.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'api' AND pid <> pg_backend_pid()"
-                )
-            )
-        assert closed
+        await _close_api_connections(engine)
         after = [await http.get("/feature-flags") for _ in range(12)]
     assert [response.status_code for response in after] == [200] * 12
+
+
+async def test_the_caller_is_read_again_after_the_server_closed_the_connections(
+    app: FastAPI, engine: AsyncEngine, clean_database: str
+) -> None:
+    async with Database(engine).transaction() as session:
+        user = await make_user(Databases(session))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        first = await http.get("/users/user", headers=auth_headers(user))
+        assert first.status_code == 200
+        await _close_api_connections(engine)
+        after = await http.get("/users/user", headers=auth_headers(user))
+    assert after.status_code == 200
+    assert after.json()["email"] == user.email
 
 
 async def test_a_route_without_the_database_route_class_fails_clearly(

@@ -89,7 +89,7 @@ async def list_flags(request: Request) -> Response:
     who changed it (superusers find that in the history)."""
     # Takes only the Request and returns a Response: the route class calls it directly,
     # without FastAPI's dependency solving (about a sixth of this request's time).
-    flags = await core.list_flags(await databases_of(request))
+    flags = await core.list_flags(databases_of(request))
     return _json(FEATURE_FLAG_LIST.dump_json(flags))
 
 
