@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import Integer, String, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -19,7 +19,6 @@ from fastapi_server.resources.database.postgres import (
     is_refused_value,
     rows,
 )
-from fastapi_server.resources.http import DBs
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 
@@ -93,21 +92,3 @@ async def test_the_caller_is_read_again_after_the_server_closed_the_connections(
         after = await http.get("/users/user", headers=auth_headers(user))
     assert after.status_code == 200
     assert after.json()["email"] == user.email
-
-
-async def test_a_route_without_the_database_route_class_fails_clearly(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
-) -> None:
-    plain = APIRouter()
-
-    @plain.get("/_probe/plain")
-    async def plain_route(dbs: DBs) -> dict[str, int]:
-        return {"flags": len(await dbs.feature_flags.read_all())}
-
-    app.include_router(plain)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        response = await http.get("/_probe/plain")
-    assert response.status_code == 500
-    assert response.json()["detail"]["code"] == "INTERNAL_ERROR"
-    assert "route_class=DatabaseRoute" in caplog.text
