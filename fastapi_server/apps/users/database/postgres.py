@@ -42,7 +42,7 @@ def _email_is(email: str | BindParameter[str]) -> ColumnElement[bool]:
 
 # The login's lookup and the refresh-token INSERT (login and refresh), built once with
 # bound parameters: building a statement is Python work on the event loop, which these
-# requests did on every call (see README, Performance).
+# requests did on every call.
 _LOCKED_BY_EMAIL = (
     select(User, func.now())
     .where(_email_is(bindparam("email", type_=String)))
