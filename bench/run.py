@@ -62,7 +62,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench/run.py",
-        description="Benchmark the API against a bare baseline (see the README, Performance).",
+        description="Benchmark the API against a bare baseline (see bench/README.md).",
     )
     p.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 1 s each")
     p.add_argument(

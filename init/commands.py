@@ -133,15 +133,18 @@ def _ensure_wrk() -> None:
 
 
 def test(argv: list[str]) -> int:
-    """ruff (lint and format), mypy, then pytest; non-zero when any of them fails."""
+    """ruff (lint and format), mypy, the import contracts (lint-imports: the layers in
+    pyproject.toml), then pytest; non-zero when any of them fails."""
     python = sys.executable
     _ensure_wrk()
-    checks = [
-        [python, "-m", "ruff", "check", "."],
-        [python, "-m", "ruff", "format", "--check", "."],
-        [python, "-m", "mypy"],
-    ]
-    failed = [" ".join(check[2:]) for check in checks if subprocess.call(check, cwd=REPO_ROOT)]
+    lint_imports = "from importlinter.cli import lint_imports_command as c; c()"
+    checks = {
+        "ruff check": [python, "-m", "ruff", "check", "."],
+        "ruff format --check": [python, "-m", "ruff", "format", "--check", "."],
+        "mypy": [python, "-m", "mypy"],
+        "lint-imports": [python, "-c", lint_imports],
+    }
+    failed = [name for name, check in checks.items() if subprocess.call(check, cwd=REPO_ROOT)]
     pytest_status = subprocess.call([python, "-m", "pytest", *argv], cwd=REPO_ROOT)
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)

@@ -29,8 +29,8 @@ async def ready(request: Request) -> JSONResponse:
     """Readiness: the database answers a query within two seconds."""
     database: Database = request.app.state.database
     try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), database.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS), database.reads() as scope:
+            await scope.session.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "not ready"; the reason is logged
         logger.warning("readiness check failed: %s", exc.__class__.__name__)
         return JSONResponse(

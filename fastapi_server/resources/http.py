@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.resources.database.postgres import Database, Reader, RequestScope
+from fastapi_server.resources.database.postgres import Database, RequestScope
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -44,14 +44,14 @@ class RequestDatabase:
         self._request = request
         self._scope: RequestScope | None = None
 
-    def open(self) -> tuple[AsyncSession, Reader]:
-        """The request's session and reader (nothing is checked out until they are used)."""
+    def open(self) -> AsyncSession:
+        """The request's session (nothing is checked out until it is used)."""
         scope = self._scope
         if scope is None:
             database: Database = self._request.app.state.database
             scope = database.request_scope(self._request.method in READ_ONLY_METHODS)
             self._scope = scope
-        return scope.session, scope.reader
+        return scope.session
 
     @property
     def holds_resources(self) -> bool:
@@ -108,7 +108,7 @@ def request_database(request: Request) -> RequestDatabase:
 async def get_db_session(request: Request) -> AsyncSession:
     """FastAPI dependency: the request's session (``RequestDatabase``), for endpoints that
     need the ORM only; most take ``DBs`` (``databases.py``)."""
-    return request_database(request).open()[0]
+    return request_database(request).open()
 
 
 DBSession = Annotated[AsyncSession, Depends(get_db_session)]
@@ -117,7 +117,7 @@ DBSession = Annotated[AsyncSession, Depends(get_db_session)]
 def databases_of(request: Request) -> Databases:
     """The request's ``Databases``, on the request's one transaction (``RequestDatabase``:
     committed before the response is sent)."""
-    return Databases(*request_database(request).open())
+    return Databases(request_database(request).open())
 
 
 async def get_databases(request: Request) -> Databases:

@@ -1,4 +1,4 @@
-"""A connection pool that serves waiting requests in the order they came.
+"""An admission gate in front of the connection pool: waiting requests are served in order.
 
 SQLAlchemy's asyncio pool keeps its idle connections in an ``asyncio.Queue``. When a
 connection comes back, the queue wakes the longest waiter, but only schedules it: a
@@ -9,114 +9,154 @@ connections, ``GET /feature-flags`` had single requests waiting 1.6 s for a conn
 while the median request took 9 ms (the same starvation is reported for asyncpg's pool,
 MagicStack/asyncpg#1247).
 
-``FairQueue`` hands a returned connection straight to the longest waiter, and a request
-that finds others waiting queues behind them, so no request waits longer than those
-before it. ``FairAsyncQueuePool`` is SQLAlchemy's asyncio pool with that queue, and
-``Database.from_settings`` builds every engine with it.
+So nobody waits in the pool: every session ``Database`` makes is an ``AdmittedSession``,
+which takes a place at the database's ``AdmissionGate`` before its first use of a
+connection and gives it back when it closes. The gate has as many places as the pool has
+connections, and a session uses one connection, so the pool always has one for an
+admitted session; the others wait at the gate, which hands a leaving holder's place
+straight to the longest waiter and queues a newcomer behind those already waiting. A
+request that never touches the database, or has not yet (a login waiting for a hashing
+thread), holds no place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import math
 from collections import deque
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
-from sqlalchemy.util import await_
-from sqlalchemy.util.queue import Empty, Full, QueueCommon
-
-_T = TypeVar("_T")
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
-class FairQueue(QueueCommon[_T]):
-    """First come, first served: what ``QueuePool`` needs of its queue, on one event loop.
+class AdmissionGate:
+    """At most ``limit`` holders at once; the others wait first come, first served.
 
-    Invariant: idle items and live waiters never coexist. ``put_nowait`` gives an item to
-    the longest waiter if there is one, so ``get`` takes an idle item only when nobody is
-    waiting for one. ``put`` never blocks: the pool only calls it to return what it took,
-    and a full queue (an overflow connection coming back) raises ``Full`` at once.
+    Invariant: free places and live waiters never coexist. ``leave`` hands its place to
+    the longest waiter if there is one, so ``enter`` takes a free place only when nobody
+    is waiting for one.
     """
 
-    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
-        self.maxsize = maxsize
-        self.use_lifo = use_lifo
-        self._items: deque[_T] = deque()
-        self._waiters: deque[asyncio.Future[_T]] = deque()
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def full(self) -> bool:
-        return 0 < self.maxsize <= len(self._items)
-
-    def qsize(self) -> int:
-        return len(self._items)
+    def __init__(self, limit: float = math.inf, wait_s: float | None = None) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self.inside = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     def waiting(self) -> int:
-        """How many checkouts are waiting for an item."""
+        """How many are waiting for a place."""
         return sum(1 for waiter in self._waiters if not waiter.done())
 
-    def put_nowait(self, item: _T) -> None:
-        if not self._hand_over(item):
-            if self.full():
-                raise Full()
-            self._items.append(item)
-
-    def _hand_over(self, item: _T) -> bool:
-        """Give ``item`` to the longest waiter; False when nobody waits."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            # Skipped: a waiter that timed out or was cancelled, or one left on a closed loop.
-            if not waiter.done() and not waiter.get_loop().is_closed():
-                waiter.set_result(item)
-                return True
-        return False
-
-    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
-        self.put_nowait(item)
-
-    def get_nowait(self) -> _T:
-        if not self._items:
-            raise Empty()
-        return self._items.pop() if self.use_lifo else self._items.popleft()
-
-    def get(self, block: bool = True, timeout: float | None = None) -> _T:
-        if self._items or not block:
-            return self.get_nowait()
-        return await_(self._wait(timeout))
-
-    async def _wait(self, limit_s: float | None) -> _T:
-        waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+    async def enter(self) -> None:
+        """Take a place, waiting behind those already waiting. After ``wait_s`` seconds
+        without one, SQLAlchemy's pool ``TimeoutError``, as when waiting for a connection."""
+        if self.inside < self.limit and not self._waiters:
+            self.inside += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            async with asyncio.timeout(limit_s):
-                return await waiter
+            async with asyncio.timeout(self.wait_s):
+                await waiter  # ``leave`` hands its place over: ``inside`` already counts it
         except BaseException as exc:
-            self._abandon(waiter)
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # given a place just as the wait ended: the next one gets it
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                raise Empty() from exc
+                raise PoolTimeout(
+                    f"no database connection free within {self.wait_s} s ({self.waiting()} waiting)"
+                ) from exc
             raise
 
-    def _abandon(self, waiter: asyncio.Future[_T]) -> None:
-        """A wait ended without its item being taken (timeout or cancellation)."""
-        if waiter.done() and not waiter.cancelled():
-            # Handed an item just as the wait ended: it goes to the next in line, or back
-            # among the idle ones even above maxsize (with overflow, another may have come
-            # back meanwhile): the pool counts it as checked in already, and refusing it
-            # here would lose the connection and replace the caller's error with Full.
-            item = waiter.result()
-            if not self._hand_over(item):
-                self._items.append(item)
-            return
-        waiter.cancel()
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
+    def leave(self) -> None:
+        """Give the place up: to the longest waiter, or back to the free ones."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # skipped: a waiter that timed out or was cancelled
+                waiter.set_result(None)
+                return
+        self.inside -= 1
 
 
-class FairAsyncQueuePool(AsyncAdaptedQueuePool):
-    """SQLAlchemy's asyncio ``QueuePool``, serving waiting checkouts first come, first served."""
+class AdmittedSession(AsyncSession):
+    """An ``AsyncSession`` that enters ``gate`` before its first use of a connection
+    (any method that may run a statement) and leaves it when closed.
 
-    _queue_class = FairQueue[ConnectionPoolEntry]
-    # Its log lines under SQLAlchemy's pool loggers, like the stock pool's (and quiet alike).
-    _sqla_logger_namespace = "sqlalchemy.pool.impl.FairAsyncQueuePool"
+    Everything else is ``AsyncSession``'s. ``commit`` takes a place only when it has
+    changes to flush, and ``rollback`` none: ending a session that never ran a statement
+    makes nobody wait.
+    """
+
+    def __init__(self, *args: Any, gate: AdmissionGate, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = gate
+        self.admitted = False
+
+    async def admit(self) -> None:
+        """Take a place at the gate, unless this session holds one already."""
+        if not self.admitted:
+            await self.gate.enter()
+            self.admitted = True
+
+    async def commit(self) -> None:
+        if self.new or self.dirty or self.deleted:
+            await self.admit()
+        await super().commit()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self._leave()
+
+    async def reset(self) -> None:
+        try:
+            await super().reset()
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        if self.admitted:
+            self.admitted = False
+            self.gate.leave()
+
+
+def _admitting(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """``AsyncSession``'s method ``name``, entering the gate first."""
+    method = getattr(AsyncSession, name)
+
+    @functools.wraps(method)
+    async def admitting(self: AdmittedSession, *args: Any, **kwargs: Any) -> Any:
+        await self.admit()
+        return await method(self, *args, **kwargs)
+
+    return admitting
+
+
+# Every AsyncSession method that may check a connection out. Set on the class rather than
+# written out, so that callers keep AsyncSession's exact (overloaded) signatures.
+for _name in (
+    "connection",
+    "delete",
+    "delete_all",
+    "execute",
+    "flush",
+    "get",
+    "get_one",
+    "merge",
+    "merge_all",
+    "refresh",
+    "run_sync",
+    "scalar",
+    "scalars",
+    "stream",
+    "stream_scalars",
+):
+    setattr(AdmittedSession, _name, _admitting(_name))

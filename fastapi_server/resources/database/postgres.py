@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
-from asyncpg.exceptions import InternalClientError
-from sqlalchemy import event
+from sqlalchemy import RowMapping, Select, event
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.util.concurrency import greenlet_spawn
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
-from fastapi_server.resources.database.pool import FairAsyncQueuePool
+from fastapi_server.resources.database.pool import AdmissionGate, AdmittedSession
+
+_T = TypeVar("_T")
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -48,111 +49,71 @@ def _refuse_writes(state: ORMExecuteState) -> None:
         raise ReadOnlySessionError("a read-only (GET) request tried to write")
 
 
-class Reader:
-    """Plain-row reads for hot paths: asyncpg records, without the ORM's session machinery.
+async def rows(
+    session: AsyncSession, statement: Select[Any], params: Mapping[str, Any] | None = None
+) -> Sequence[RowMapping]:
+    """The rows of a Core ``select()`` (of columns, not entities) as mappings, run on the
+    session's connection without the ORM's loading machinery: for reads that only
+    serialise. Pending ORM changes are flushed first, so a transaction sees its own
+    changes; in a read-only scope a read on a connection the server closed is retried
+    (``retrying_read``). Errors are SQLAlchemy's ``DBAPIError``, like the ORM's."""
 
-    A query is SQL text with ``$1``-style parameters; the rows are ``asyncpg.Record``
-    (read like mappings: ``row["email"]``); ``json``/``jsonb`` columns come back as text.
-    On a request's transaction the reads see its own changes (pending ORM changes are
-    flushed first). In a read-only (GET) scope each read borrows a pooled connection for
-    its one statement (or uses the session's, once the ORM holds one, so a request never
-    holds two), and a read that finds its connection closed by the server is retried once
-    on another. Errors are SQLAlchemy's ``DBAPIError`` (``DataError`` for a refused value),
-    like the ORM's.
+    async def read() -> Sequence[RowMapping]:
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        connection = await session.connection()
+        found: Sequence[RowMapping] = (await connection.execute(statement, params)).mappings().all()
+        return found
+
+    return await retrying_read(session, read)
+
+
+async def retrying_read(session: AsyncSession, read: Callable[[], Awaitable[_T]]) -> _T:
+    """``read()``, run once more on a fresh connection when, in a read-only scope, it found
+    its connection closed by the server (after a restart, every pooled one is).
+
+    A read-only scope is in autocommit, each statement its own transaction, so nothing is
+    lost by the retry. SQLAlchemy, on seeing the disconnect, has dropped that connection
+    and replaces every one opened before it at its next checkout, so the retry gets a
+    live one. In a transaction the error is raised: its work so far is gone.
     """
-
-    def __init__(self, session: AsyncSession, engine: AsyncEngine | None = None) -> None:
-        self._session = session
-        self._engine = engine  # set for read-only scopes: reads may borrow a connection
-
-    @property
-    def read_only(self) -> bool:
-        """True in a read-only (GET) scope: autocommit, and the ORM refuses writes."""
-        return self._engine is not None
-
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._run("fetch", query, args)
-        return rows
-
-    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._run("fetchrow", query, args)
-        return row
-
-    async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
-        session = self._session
-        try:
-            if self._engine is not None and not session.in_transaction():
-                return await self._borrowed(self._engine, method, query, args)
-            if session.new or session.dirty or session.deleted:
-                await session.flush()
-            connection = await session.connection()
-            driver = (await connection.get_raw_connection()).driver_connection
-            return await getattr(driver, method)(query, *args)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, InternalClientError) as exc:
-            raise DBAPIError.instance(query, args, exc, Exception, hide_parameters=True) from exc
-
-    @staticmethod
-    async def _borrowed(engine: AsyncEngine, method: str, query: str, args: tuple[Any, ...]) -> Any:
-        """Run on a connection straight from the pool, without a SQLAlchemy Connection
-        around it: no transaction is begun (asyncpg runs the statement on its own), and
-        the pool's reset on return has nothing to roll back."""
-        for attempt in (1, 2):
-            pooled = await engine.raw_connection()
-            driver = pooled.driver_connection
-            try:
-                return await getattr(driver, method)(query, *args)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, InternalClientError) as exc:
-                if not _connection_lost(exc, driver):
-                    raise
-                # What SQLAlchemy does on a disconnect: this connection is dropped, and
-                # every one opened before it is replaced at its next checkout (after a
-                # server restart they are all dead), so the retry gets a live one.
-                await greenlet_spawn(engine.sync_engine.pool._invalidate, pooled, exc)
-                if attempt == 2:
-                    raise
-            finally:
-                if pooled.is_valid:
-                    await greenlet_spawn(pooled.close)
-        raise AssertionError("unreachable")
+    try:
+        return await read()
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated and is_read_only(session)):
+            raise
+    await session.rollback()  # lets the dead connection go; the next statement takes another
+    return await read()
 
 
-# Errors after which a connection is not used again (the server closed it, or the
-# protocol is in an unknown state). A cancelled statement (statement_timeout) is not one.
-_LOST = (
-    asyncpg.InterfaceError,
-    InternalClientError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-)
-
-
-def _connection_lost(exc: BaseException, driver: Any) -> bool:
-    return driver is None or driver.is_closed() or isinstance(exc, _LOST)
+def is_read_only(session: AsyncSession) -> bool:
+    """True for a read-only scope's session (autocommit, refusing writes)."""
+    return isinstance(session.sync_session, _ReadOnlySession)
 
 
 class ReadScope:
     """A read-only (GET) request's database access; nothing is checked out until used.
 
     ``session`` is an ORM session in autocommit (each statement its own transaction,
-    seeing committed data) that refuses writes; ``reader`` runs plain-row reads.
+    seeing committed data) that refuses writes.
     """
 
-    def __init__(self, engine: AsyncEngine, autocommit_engine: AsyncEngine) -> None:
-        self.session = AsyncSession(
-            bind=autocommit_engine, expire_on_commit=False, sync_session_class=_ReadOnlySession
+    def __init__(self, autocommit_engine: AsyncEngine, gate: AdmissionGate) -> None:
+        self.session = AdmittedSession(
+            bind=autocommit_engine,
+            expire_on_commit=False,
+            sync_session_class=_ReadOnlySession,
+            gate=gate,
         )
-        self.reader = Reader(self.session, engine)
 
     async def close(self) -> None:
-        if self.session.in_transaction():  # the ORM was used: give its connection back
+        if self.session.admitted:  # the session was used: give its connection back
             await self.session.close()
 
     @property
     def holds_resources(self) -> bool:
-        """Whether the ORM was used (plain-row reads give their connection back at once)."""
-        return self.session.in_transaction()
+        """Whether the session was used (it holds its place and connection until ``close``)."""
+        return self.session.admitted
 
     async def finish(self, error: BaseException | None) -> None:
         await self.close()
@@ -166,7 +127,6 @@ class WriteScope:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.reader = Reader(session)
 
     async def finish(self, error: BaseException | None) -> None:
         """End the transaction (``end_transaction``), then close the session."""
@@ -190,9 +150,6 @@ class RequestScope(Protocol):
     def session(self) -> AsyncSession: ...
 
     @property
-    def reader(self) -> Reader: ...
-
-    @property
     def holds_resources(self) -> bool:
         """Whether ``finish`` has work to do."""
         ...
@@ -205,9 +162,16 @@ class RequestScope(Protocol):
 class Database:
     """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, max_connections: float = math.inf, wait_s: float | None = None
+    ) -> None:
         self.engine = engine
-        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        # At most as many sessions using the database at once as the pool has connections,
+        # the others served in arrival order (``pool.py``); each waits up to ``wait_s``.
+        self.gate = AdmissionGate(max_connections, wait_s)
+        self.sessionmaker = async_sessionmaker(
+            engine, class_=AdmittedSession, expire_on_commit=False, gate=self.gate
+        )
         # The same engine and pool, with connections handed out in autocommit: a read
         # then costs one round trip instead of BEGIN, the query and ROLLBACK.
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -225,7 +189,6 @@ class Database:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         engine = create_async_engine(
             to_sqlalchemy_url(settings.database_url),
-            poolclass=FairAsyncQueuePool,  # waiting requests are served in order
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
@@ -233,7 +196,8 @@ class Database:
             hide_parameters=True,  # error messages and logs never carry emails or hashes
             connect_args={"server_settings": server_settings},
         )
-        return cls(engine)
+        max_connections = settings.db_pool_size + settings.db_max_overflow
+        return cls(engine, max_connections, settings.db_pool_timeout)
 
     @classmethod
     def for_tool(cls, url: str, application_name: str) -> Database:
@@ -244,14 +208,16 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One session in one transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        async with self.sessionmaker() as session:
+            await session.admit()  # its commit, even with nothing but added rows, has a place
+            async with session.begin():
+                yield session
 
     def request_scope(self, read_only: bool) -> RequestScope:
         """A request's database access (``resources/http.py``): a ``ReadScope`` for a
         read-only request, else a ``WriteScope``. Nothing is checked out until used."""
         if read_only:
-            return ReadScope(self.engine, self.autocommit_engine)
+            return ReadScope(self.autocommit_engine, self.gate)
         return WriteScope(self.sessionmaker())
 
     @asynccontextmanager
@@ -262,7 +228,7 @@ class Database:
         committed data, so a single-query read costs one round trip. Writing through the
         ORM raises ``ReadOnlySessionError``.
         """
-        scope = ReadScope(self.engine, self.autocommit_engine)
+        scope = ReadScope(self.autocommit_engine, self.gate)
         try:
             yield scope
         finally:

@@ -14,12 +14,11 @@ from init.script import script_actor
 
 async def _flag(engine: AsyncEngine, codename: str) -> dict[str, object] | None:
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text("SELECT * FROM feature_flags WHERE codename = :c"), {"c": codename}
-            )
-        ).first()
-    return None if row is None else dict(row._mapping)
+        result = await conn.execute(
+            text("SELECT * FROM feature_flags WHERE codename = :c"), {"c": codename}
+        )
+        row = result.mappings().first()
+    return None if row is None else dict(row)
 
 
 async def test_create_then_refuse_a_duplicate(engine: AsyncEngine, clean_database: str) -> None:

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 async def recorded_statements(engine: AsyncEngine) -> AsyncIterator[list[str]]:
     """Collect every statement run on ``engine``'s pooled connections while inside.
 
-    Statements run through SQLAlchemy are seen by its cursor event; plain-row reads sent
-    straight to asyncpg (``Reader``) by asyncpg's query logger, attached to each connection
-    while it is checked out. The list is complete after the block.
+    Statements run through SQLAlchemy are seen by its cursor event; anything sent to the
+    driver directly, by asyncpg's query logger, attached to each connection while it is
+    checked out. The list is complete after the block.
     """
     statements: list[str] = []
     sync_engine = engine.sync_engine

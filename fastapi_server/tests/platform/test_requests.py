@@ -14,7 +14,7 @@ from fastapi_server.config import Settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.validation import SafeLine
 from fastapi_server.main import create_app
-from fastapi_server.resources.database.postgres import ReadOnlySessionError
+from fastapi_server.resources.database.postgres import ReadOnlySessionError, rows
 from fastapi_server.resources.http import DBSession, request_database
 
 probe = Table("request_probe", MetaData(), Column("key", Integer))
@@ -64,10 +64,9 @@ async def probe_client(settings: Settings, probe_table: None) -> AsyncIterator[h
     @app.get("/probe-direct")
     async def read_directly(request: Request) -> Response:
         # Taking only the Request: the database comes from the request itself.
-        session, reader = request_database(request).open()
+        session = request_database(request).open()
         orm = (await session.execute(select(func.count()).select_from(probe))).scalar_one()
-        row = await reader.fetchrow("SELECT count(*) AS n FROM request_probe")
-        assert row is not None
+        (row,) = await rows(session, select(func.count().label("n")).select_from(probe))
         return Response(f"{orm} {row['n']}", media_type="text/plain")
 
     @app.post("/probe-name")

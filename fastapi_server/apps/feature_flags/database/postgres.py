@@ -7,18 +7,18 @@ triggers (migration 0003); ``set_actor`` tells them who is acting in this transa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
-from fastapi_server.resources.database.postgres import Reader
+from fastapi_server.resources.database.postgres import rows
 
 # What anyone may read of a flag (schemas.FeatureFlagRead): not the actors. Public reads
-# only serialise, so they are plain rows (``Reader``): no session, identity map or
-# instrumentation on the hot GET /feature-flags.
+# only serialise, so they are Core selects returning plain rows (``rows``): no identity
+# map or instrumentation on the hot GET /feature-flags.
 READ_KEYS = (
     "codename",
     "label",
@@ -29,17 +29,17 @@ READ_KEYS = (
     "created_on",
     "updated_on",
 )
-_READ = f"SELECT {', '.join(READ_KEYS)} FROM feature_flags"  # noqa: S608 -- fixed names
-_READ_ALL = _READ + " ORDER BY codename"
-_READ_ONE = _READ + " WHERE codename = $1"
+_flags = cast(Table, FeatureFlag.__table__)
+_READ = select(*(_flags.c[key] for key in READ_KEYS))
+_READ_ALL = _READ.order_by(_flags.c.codename)
+_READ_ONE = _READ.where(_flags.c.codename == bindparam("codename"))
 
 
 class FeatureFlagsDB:
     """Queries on the feature flags app's tables, on the caller's session (never commits)."""
 
-    def __init__(self, session: AsyncSession, reader: Reader | None = None) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.reader = reader or Reader(session)
 
     async def set_actor(self, actor: str) -> None:
         """Record ``actor`` in the audit columns and history for the rest of the transaction."""
@@ -52,12 +52,12 @@ class FeatureFlagsDB:
 
     async def read_all(self) -> list[dict[str, Any]]:
         """Every flag's public columns (``READ_KEYS``), ordered by codename, as dicts."""
-        return [dict(row) for row in await self.reader.fetch(_READ_ALL)]
+        return [dict(row) for row in await rows(self.session, _READ_ALL)]
 
     async def read_one(self, codename: str) -> dict[str, Any] | None:
         """One flag's public columns as a dict; None when there is no such flag."""
-        row = await self.reader.fetchrow(_READ_ONE, codename)
-        return None if row is None else dict(row)
+        found = await rows(self.session, _READ_ONE, {"codename": codename})
+        return dict(found[0]) if found else None
 
     async def insert(self, values: dict[str, Any]) -> FeatureFlag | None:
         """Insert a flag; None (and nothing written) when the codename is taken."""

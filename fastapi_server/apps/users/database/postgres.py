@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import asyncpg
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -17,37 +16,21 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    inspect,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fastapi_server.apps.users.models import RefreshToken, User, VerificationCode
-from fastapi_server.resources.database.postgres import Reader
+from fastapi_server.resources.database.postgres import retrying_read
 
 # Doubling stops growing here (2**20 lockouts is far past any cap), so power() never overflows.
 _MAX_LOCK_EXPONENT = 20
 # Bulk statements leave loaded objects alone (no implicit expiry, which would make the
 # next attribute access do IO); reads use populate_existing to see their effects.
 _NO_SYNC = {"synchronize_session": False}
-_USER_KEYS = tuple(column.key for column in User.__table__.columns)
-_READ_USER = f"SELECT {', '.join(_USER_KEYS)} FROM users WHERE id = $1"  # noqa: S608
-_user_mapper = inspect(User)
-
-
-def _loaded_user(row: asyncpg.Record) -> User:
-    """A ``User`` holding ``row`` as the ORM's loader leaves one (loaded values, no change
-    history), attached to no session. Ten times cheaper than ``User(**row)``, which
-    records every value as a change through the instrumented constructor."""
-    if not _user_mapper.configured:
-        configure_mappers()  # what the constructor does first
-    user: User = _user_mapper.class_manager.new_instance()
-    user.__dict__.update(row.items())
-    return user
 
 
 def _email_is(email: str | BindParameter[str]) -> ColumnElement[bool]:
@@ -59,7 +42,7 @@ def _email_is(email: str | BindParameter[str]) -> ColumnElement[bool]:
 
 # The login's lookup and the refresh-token INSERT (login and refresh), built once with
 # bound parameters: building a statement is Python work on the event loop, which these
-# requests did on every call (see README, Performance).
+# requests did on every call.
 _LOCKED_BY_EMAIL = (
     select(User, func.now())
     .where(_email_is(bindparam("email", type_=String)))
@@ -87,9 +70,8 @@ _INSERT_REFRESH_TOKEN_DROPPING_EXPIRED = _INSERT_REFRESH_TOKEN.add_cte(
 class UsersDB:
     """Queries on the users app's tables, on the caller's session (never commits)."""
 
-    def __init__(self, session: AsyncSession, reader: Reader | None = None) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.reader = reader or Reader(session)
 
     # --- users ---------------------------------------------------------------------
 
@@ -104,15 +86,9 @@ class UsersDB:
         )
 
     async def get_caller(self, user_id: uuid.UUID) -> User | None:
-        """The user a request acts for (``get``), read on every authenticated request.
-
-        In a read-only (GET) scope it is one plain-row read made into a detached ``User``
-        (no session: a GET changes nothing); a request that writes gets the session's.
-        """
-        if not self.reader.read_only:
-            return await self.get(user_id)
-        row = await self.reader.fetchrow(_READ_USER, user_id)
-        return None if row is None else _loaded_user(row)
+        """The user a request acts for (``get``), read on every authenticated request; in
+        a read-only (GET) scope, retried on a connection the server closed (a restart)."""
+        return await retrying_read(self.session, lambda: self.get(user_id))
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
         """The user whose email matches ignoring case (``_email_is``), re-read from the
