@@ -49,12 +49,14 @@ class FlagCache:
         self._anonymous: tuple[Mapping[str, FlagRule], Mapping[str, bool]] = ({}, {})
 
     def anonymous_view(self) -> Mapping[str, bool]:
-        """Every flag's value for anonymous callers (read-only): the same for everyone, so
-        it is worked out once per change of ``rules``, not per request."""
+        """The flags on for anonymous callers, each ``True`` (read-only): the same for
+        everyone, so it is worked out once per change of ``rules``, not per request."""
         rules, view = self._anonymous
         if rules is not self.rules:
             rules = self.rules
-            view = MappingProxyType({code: rule.evaluate(None) for code, rule in rules.items()})
+            view = MappingProxyType(
+                {code: True for code, rule in rules.items() if rule.evaluate(None)}
+            )
             self._anonymous = (rules, view)
         return view
 

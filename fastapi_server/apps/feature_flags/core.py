@@ -27,7 +27,9 @@ from fastapi_server.apps.feature_flags.errors import (
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
 from fastapi_server.apps.feature_flags.schemas import (
     FEATURE_FLAG_LIST,
+    FEATURE_FLAG_PUBLIC_LIST,
     FeatureFlagCreate,
+    FeatureFlagPublicRead,
     FeatureFlagRead,
     FeatureFlagUpdate,
 )
@@ -56,29 +58,47 @@ async def is_enabled(
 
 
 def evaluate_all(user: HasId | None = None) -> dict[str, bool]:
-    """Every known flag's value for ``user`` (None: the everyone view), from the cache."""
+    """Every known flag's value for ``user``, from the cache; for None (anonymous), only
+    the flags that are on (``anonymous_view``)."""
     if user is None:
         return dict(flag_cache.anonymous_view())
     return {codename: rule.evaluate(user.id) for codename, rule in flag_cache.rules.items()}
 
 
 def anonymous_view() -> Mapping[str, bool]:
-    """Every known flag's value for anonymous callers, read-only; the same object until a
-    flag changes (callers may key their own caches on it)."""
+    """The flags that are on for anonymous callers (each ``True``), read-only; the same
+    object until a flag changes (callers may key their own caches on it).
+
+    Flags that are off are left out: an anonymous caller learns nothing of a flag it does
+    not get, and reads a missing codename as off."""
     return flag_cache.anonymous_view()
 
 
 async def list_flags(dbs: Databases) -> list[FeatureFlagRead]:
-    """Every flag as anyone may read it, ordered by codename (one query, no ORM objects)."""
-    return FEATURE_FLAG_LIST.validate_python(await dbs.feature_flags.read_all())
+    """Every flag with its targeting, ordered by codename (one query, no ORM objects)."""
+    return FEATURE_FLAG_LIST.validate_python(await dbs.feature_flags.read_all(targeting=True))
+
+
+async def list_public_flags(dbs: Databases) -> list[FeatureFlagPublicRead]:
+    """Every flag as anyone may read it (codename, label, is_active), ordered by codename."""
+    rows = await dbs.feature_flags.read_all(targeting=False)
+    return FEATURE_FLAG_PUBLIC_LIST.validate_python(rows)
 
 
 async def read_flag(dbs: Databases, codename: str) -> FeatureFlagRead:
-    """The flag as anyone may read it, or ``FeatureFlagNotFound``."""
-    row = await dbs.feature_flags.read_one(codename)
+    """The flag with its targeting, or ``FeatureFlagNotFound``."""
+    row = await dbs.feature_flags.read_one(codename, targeting=True)
     if row is None:
         raise FeatureFlagNotFound(codename=codename)
     return FeatureFlagRead.model_validate(row)
+
+
+async def read_public_flag(dbs: Databases, codename: str) -> FeatureFlagPublicRead:
+    """The flag as anyone may read it, or ``FeatureFlagNotFound``."""
+    row = await dbs.feature_flags.read_one(codename, targeting=False)
+    if row is None:
+        raise FeatureFlagNotFound(codename=codename)
+    return FeatureFlagPublicRead.model_validate(row)
 
 
 async def get_flag(dbs: Databases, codename: str) -> FeatureFlag:

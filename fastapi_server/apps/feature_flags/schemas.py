@@ -79,11 +79,28 @@ class FeatureFlagUpdate(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-class FeatureFlagRead(BaseModel):
-    """A flag as anyone may read it: its values, targeting and timestamps.
+class FeatureFlagPublicRead(BaseModel):
+    """A flag as anyone may read it: its name and whether it is switched on.
 
-    No actors: ``created_by``/``updated_by`` are superusers' emails, shown only to
-    superusers (``FeatureFlagAdminRead``, the history).
+    Its targeting (who sees it) and its description are for superusers only.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    codename: str
+    label: str
+    is_active: bool
+
+
+FEATURE_FLAG_PUBLIC_LIST = TypeAdapter(list[FeatureFlagPublicRead])
+"""The flag list as anyone may read it: rows validated into it (core), rendered as JSON (API)."""
+
+
+class FeatureFlagRead(BaseModel):
+    """A flag as superusers read it in the list: its values, targeting and timestamps.
+
+    No actors: ``created_by``/``updated_by`` are in ``FeatureFlagAdminRead`` and the
+    history.
     """
 
     model_config = ConfigDict(from_attributes=True)
@@ -99,7 +116,7 @@ class FeatureFlagRead(BaseModel):
 
 
 FEATURE_FLAG_LIST = TypeAdapter(list[FeatureFlagRead])
-"""The public flag list: rows validated into it (core), and rendered as JSON (the API)."""
+"""The superusers' flag list: rows validated into it (core), rendered as JSON (the API)."""
 
 
 class FeatureFlagAdminRead(FeatureFlagRead):

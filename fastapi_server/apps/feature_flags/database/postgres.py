@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
 from fastapi_server.resources.database.postgres import Reader
 
-# What anyone may read of a flag (schemas.FeatureFlagRead): not the actors. Public reads
-# only serialise, so they are plain rows (``Reader``): no session, identity map or
-# instrumentation on the hot GET /feature-flags.
+# What anyone may read of a flag (schemas.FeatureFlagPublicRead), and what superusers read
+# in the list (schemas.FeatureFlagRead: not the actors). These reads only serialise, so
+# they are plain rows (``Reader``): no session, identity map or instrumentation on the hot
+# GET /feature-flags.
+PUBLIC_KEYS = ("codename", "label", "is_active")
 READ_KEYS = (
     "codename",
     "label",
@@ -29,9 +31,15 @@ READ_KEYS = (
     "created_on",
     "updated_on",
 )
-_READ = f"SELECT {', '.join(READ_KEYS)} FROM feature_flags"  # noqa: S608 -- fixed names
-_READ_ALL = _READ + " ORDER BY codename"
-_READ_ONE = _READ + " WHERE codename = $1"
+
+
+def _queries(keys: tuple[str, ...]) -> tuple[str, str]:
+    select = f"SELECT {', '.join(keys)} FROM feature_flags"  # noqa: S608 -- fixed names
+    return select + " ORDER BY codename", select + " WHERE codename = $1"
+
+
+# (every flag, one flag), by whether the targeting is included
+_READS = {False: _queries(PUBLIC_KEYS), True: _queries(READ_KEYS)}
 
 
 class FeatureFlagsDB:
@@ -50,13 +58,15 @@ class FeatureFlagsDB:
     async def get(self, codename: str) -> FeatureFlag | None:
         return await self.session.get(FeatureFlag, codename, populate_existing=True)
 
-    async def read_all(self) -> list[dict[str, Any]]:
-        """Every flag's public columns (``READ_KEYS``), ordered by codename, as dicts."""
-        return [dict(row) for row in await self.reader.fetch(_READ_ALL)]
+    async def read_all(self, *, targeting: bool = False) -> list[dict[str, Any]]:
+        """Every flag's ``READ_KEYS`` (``PUBLIC_KEYS`` without ``targeting``), ordered by
+        codename, as dicts."""
+        return [dict(row) for row in await self.reader.fetch(_READS[targeting][0])]
 
-    async def read_one(self, codename: str) -> dict[str, Any] | None:
-        """One flag's public columns as a dict; None when there is no such flag."""
-        row = await self.reader.fetchrow(_READ_ONE, codename)
+    async def read_one(self, codename: str, *, targeting: bool = False) -> dict[str, Any] | None:
+        """One flag's ``READ_KEYS`` (``PUBLIC_KEYS`` without ``targeting``) as a dict; None
+        when there is no such flag."""
+        row = await self.reader.fetchrow(_READS[targeting][1], codename)
         return None if row is None else dict(row)
 
     async def insert(self, values: dict[str, Any]) -> FeatureFlag | None:
