@@ -23,3 +23,11 @@ class FeatureFlagAlreadyExists(AppError):
     code = "FEATURE_FLAG_ALREADY_EXISTS"
     status_code = 409
     message = "A feature flag with this codename already exists."
+
+
+class InvalidFlagVariants(AppError):
+    """A change would leave the flag's variants inconsistent (``variants.py``)."""
+
+    code = "INVALID_FLAG_VARIANTS"
+    status_code = 422
+    message = "The flag's variants would be inconsistent."

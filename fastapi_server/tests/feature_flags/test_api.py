@@ -57,6 +57,7 @@ async def test_list_is_open_to_anyone_and_ordered_by_codename(
 
 PUBLIC_KEYS = {"codename", "label", "is_active"}
 TARGETING_KEYS = {"description", "user_ids", "rollout_percentage", "created_on", "updated_on"}
+TARGETING_KEYS |= {"flag_type", "variants", "default_variant", "off_variant", "weights"}
 
 
 @pytest.mark.parametrize(

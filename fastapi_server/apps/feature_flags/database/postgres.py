@@ -28,6 +28,11 @@ READ_KEYS = (
     "is_active",
     "user_ids",
     "rollout_percentage",
+    "flag_type",
+    "variants",
+    "default_variant",
+    "off_variant",
+    "weights",
     "created_on",
     "updated_on",
 )
