@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
+from fastapi_server.apps.feature_flags.api.ofrep import router as ofrep_router
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
 from fastapi_server.apps.notifications.lifespan import lifespan as notifications_lifespan
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # microseconds: the most requested come first (flag evaluation, the flag list, the
     # caller's profile), the health probes after them.
     app.include_router(feature_flags_router)
+    app.include_router(ofrep_router)
     app.include_router(users_router)
     app.include_router(health.router)
     app.include_router(notifications_router)
