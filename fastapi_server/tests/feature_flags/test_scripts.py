@@ -87,9 +87,9 @@ async def test_list_prints_a_table(engine: AsyncEngine, clean_database: str) -> 
     listed = run_script("list_feature_flags.py")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == [
-        "codename                active  rollout  users  label",
-        "FF_BETA                 False   10%      2      Beta",
-        "FF_ENABLE_REGISTRATION  True    100%     0      Enable registration",
+        "codename                active  type     rollout  users  label",
+        "FF_BETA                 False   boolean  10%      2      Beta",
+        "FF_ENABLE_REGISTRATION  True    boolean  100%     0      Enable registration",
     ]
 
 
