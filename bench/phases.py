@@ -127,7 +127,7 @@ class Benchmark:
         return "".join(f"; {key}: {value}" for key, value in self.notes.items())
 
     def micro(self) -> None:
-        """``is_enabled()`` per call, in this process, on a warm cache."""
+        """``is_enabled()`` and ``get_value()`` per call, in this process, on a warm cache."""
         results, why = run_micro(
             self.url,
             stack.ACTIVE_FLAG,
@@ -221,11 +221,23 @@ class Benchmark:
         def get(path: str, headers: dict[str, str] | None = None) -> Load:
             return Load(requests=(Request(path=path, headers=headers or {}),))
 
+        # What a front end's OFREP web provider sends: every flag, anonymously.
+        ofrep_bulk = Request(
+            method="POST",
+            path="/ofrep/v1/evaluate/flags",
+            headers={"Content-Type": "application/json"},
+            body='{"context":{}}',
+        )
+
         endpoints = [
             Endpoint("bare_json", "GET /json (bare)", "baseline", get("/json")),
             Endpoint("status", "GET /_status", "api", get("/_status"), baseline="bare_json"),
             Endpoint(
                 "evaluate", "GET /feature-flags/evaluate", "api", get("/feature-flags/evaluate"),
+                baseline="bare_json", min_ratio=0.5, max_p99_ms=100,
+            ),
+            Endpoint(
+                "ofrep_bulk", "POST /ofrep/v1/evaluate/flags", "api", Load(requests=(ofrep_bulk,)),
                 baseline="bare_json", min_ratio=0.5, max_p99_ms=100,
             ),
             Endpoint("bare_query", "GET /flags (bare, 1 query)", "baseline", get("/flags")),
@@ -270,8 +282,9 @@ class Benchmark:
             )
         else:
             request = endpoint.load.requests[0]
+            body = None if request.body is None else request.body.encode()
             status, _ = stack.http_call(
-                self._server_url(endpoint) + request.path, request.method, request.headers
+                self._server_url(endpoint) + request.path, request.method, request.headers, body
             )
         if status == 200:
             return None

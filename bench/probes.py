@@ -81,7 +81,7 @@ def probe_latency(port: int, path: str, duration_s: float) -> ProbeResult:
 
 @dataclass(frozen=True)
 class MicroResult:
-    """Seconds per call of ``is_enabled``: the best of several timed loops."""
+    """Seconds per call of ``is_enabled`` (or ``get_value``): the best of several timed loops."""
 
     label: str
     codename: str
@@ -90,7 +90,9 @@ class MicroResult:
     median_us: float
 
 
-async def _time_calls(call: Callable[[], Awaitable[bool]], calls: int, repeats: int) -> list[float]:
+async def _time_calls(
+    call: Callable[[], Awaitable[object]], calls: int, repeats: int
+) -> list[float]:
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -103,11 +105,14 @@ async def _time_calls(call: Callable[[], Awaitable[bool]], calls: int, repeats: 
 async def micro_is_enabled(
     database_url: str, anonymous_flag: str, user_flag: str, calls: int, repeats: int
 ) -> tuple[list[MicroResult], str | None]:
-    """Time ``is_enabled()`` in this process, on a warm cache; (results, why not)."""
+    """Time ``is_enabled()`` and ``get_value()`` in this process, on a warm cache;
+    (results, why not). ``get_value`` is left out where the core has none."""
     try:
         from fastapi_server.apps.feature_flags.core import is_enabled
     except ImportError as exc:
         return [], f"feature flags core is missing ({exc})"
+    from bench.stack import STRING_FLAG
+    from fastapi_server.apps.feature_flags import core
     from fastapi_server.config import Settings
     from fastapi_server.main import create_app
 
@@ -120,10 +125,24 @@ async def micro_is_enabled(
                 return [], f"the flag cache never served {anonymous_flag} (is it loaded?)"
             await asyncio.sleep(0.05)
         user = _User(uuid.uuid4())
-        cases = [
+        cases: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
             ("is_enabled(flag)", anonymous_flag, lambda: is_enabled(anonymous_flag)),
             ("is_enabled(flag, user)", user_flag, lambda: is_enabled(user_flag, user)),
         ]
+        get_value = getattr(core, "get_value", None)
+        if get_value is not None:
+            cases += [
+                (
+                    "get_value(flag, default)",
+                    anonymous_flag,
+                    lambda: get_value(anonymous_flag, False),
+                ),
+                (
+                    "get_value(string flag, default, user)",
+                    STRING_FLAG,
+                    lambda: get_value(STRING_FLAG, "", user),
+                ),
+            ]
         results = []
         for label, codename, call in cases:
             await _time_calls(call, min(calls, 10_000), 1)  # warm-up

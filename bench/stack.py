@@ -31,6 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FLAG_CODENAMES = tuple(f"BENCH_FLAG_{n}" for n in range(1, 6))
 ACTIVE_FLAG = FLAG_CODENAMES[0]  # on for everyone
 TARGETED_FLAG = FLAG_CODENAMES[1]  # on for half the users (when the table has rollouts)
+# A string flag whose variants are split 50/50 among signed-in users (when the table has
+# typed variants), read with get_value().
+STRING_FLAG = "BENCH_STRING_FLAG"
 APPS_WITH_SETTINGS = ("users", "feature_flags", "notifications")
 
 
@@ -137,6 +140,18 @@ async def seed_flags(url: str) -> str | None:
             await conn.execute(
                 "UPDATE feature_flags SET rollout_percentage = 50 WHERE codename = $1",
                 TARGETED_FLAG,
+            )
+        has_variants = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'feature_flags' AND column_name = 'variants'"
+        )
+        if has_variants:
+            await conn.execute(
+                "INSERT INTO feature_flags (codename, is_active, label, flag_type, variants, "
+                "default_variant, off_variant, weights) VALUES ($1, true, 'Benchmark string "
+                "flag', 'string', '{\"blue\": \"#00f\", \"red\": \"#f00\"}', 'blue', 'red', "
+                '\'{"blue": 50, "red": 50}\') ON CONFLICT DO NOTHING',
+                STRING_FLAG,
             )
     except asyncpg.PostgresError as exc:
         return f"cannot insert flags: {exc}"

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
+from fastapi_server.apps.feature_flags.api.ofrep import router as ofrep_router
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
 from fastapi_server.apps.notifications.lifespan import lifespan as notifications_lifespan
@@ -38,7 +39,13 @@ logger = logging.getLogger(__name__)
 # passed over costs a few microseconds, so the most requested come first (flag
 # evaluation, the flag list, the caller's profile), the health probes after them. Tests
 # check that each route here is a DatabaseRoute and that no other route is served.
-ROUTERS = (feature_flags_router, users_router, health.router, notifications_router)
+ROUTERS = (
+    feature_flags_router,
+    ofrep_router,
+    users_router,
+    health.router,
+    notifications_router,
+)
 
 # Per-app background services (cache listeners, delivery workers), entered after the
 # engine is up and left before it is disposed. Each takes the app and yields.

@@ -1,12 +1,12 @@
-"""List every feature flag as a table (codename, active, rollout, listed users, label).
+"""List every feature flag as a table (codename, active, type, rollout, listed users, label).
 
 Usage (from the repository root):
     .venv/bin/python scripts/list_feature_flags.py
 
 Example:
     $ .venv/bin/python scripts/list_feature_flags.py
-    codename                active  rollout  users  label
-    FF_ENABLE_REGISTRATION  True    100%     0      Enable registration
+    codename                active  type     rollout  users  label
+    FF_ENABLE_REGISTRATION  True    boolean  100%     0      Enable registration
 
 Uses DATABASE_URL when set, else the local embedded server. Changes nothing.
 """
@@ -21,7 +21,7 @@ from init.script import ScriptContext, run_script  # E402 is allowed in scripts/
 
 parser = argparse.ArgumentParser(description="List every feature flag as a table.")
 
-HEADER = ("codename", "active", "rollout", "users", "label")
+HEADER = ("codename", "active", "type", "rollout", "users", "label")
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -41,6 +41,7 @@ async def action(ctx: ScriptContext) -> str:
         (
             flag.codename,
             str(flag.is_active),
+            flag.flag_type,
             f"{flag.rollout_percentage}%",
             str(len(flag.user_ids)),
             flag.label,

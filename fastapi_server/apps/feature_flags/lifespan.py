@@ -1,4 +1,5 @@
-"""The app's background service: the flag cache listener, one per API process."""
+"""The app's background service: the flag cache listener, one per API process; and the
+in-process OpenFeature provider, registered as the SDK's default."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 
 from fastapi_server.apps.feature_flags.cache import flag_cache
 from fastapi_server.apps.feature_flags.database.listener import FlagListener
+from fastapi_server.apps.feature_flags.openfeature_provider import register as register_provider
 from fastapi_server.apps.feature_flags.settings import get_feature_flags_settings
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_asyncpg_dsn
@@ -19,6 +21,7 @@ _running: set[FlagListener] = set()
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the flags (unless the database is down) and keep them fresh until shutdown."""
+    register_provider()
     settings: Settings = app.state.settings
     if not settings.database_url:
         yield

@@ -48,6 +48,10 @@ class FeatureFlag(AuditMixin, Base):
             f"codename NOT IN ({RESERVED_CODENAMES_SQL})", name="codename_not_reserved"
         ),
         CheckConstraint("rollout_percentage BETWEEN 0 AND 100", name="rollout_percentage_range"),
+        CheckConstraint(
+            "flag_type IN ('boolean', 'string', 'integer', 'float', 'object')",
+            name="flag_type_known",
+        ),
         {
             "comment": (
                 "Feature flags. Edit freely with SQL: triggers record every change in "
@@ -83,6 +87,43 @@ class FeatureFlag(AuditMixin, Base):
         comment=(
             "0-100: share of signed-in users who see the flag on (when active), by a sticky "
             "hash of codename and user id; anonymous callers only at 100."
+        ),
+    )
+    # Typed variants (migration 0007; rules in variants.py, enforced by a trigger too).
+    flag_type: Mapped[str] = mapped_column(
+        String(10),
+        server_default="boolean",
+        comment=(
+            "boolean (default), string, integer, float or object: the JSON type of every "
+            "variant's value."
+        ),
+    )
+    variants: Mapped[dict[str, Any]] = mapped_column(
+        JSONB,
+        server_default=text("'{}'::jsonb"),
+        comment=(
+            'Variant name -> JSON value of flag_type, e.g. {"blue": "#00f"}. Empty: a '
+            "boolean flag serving true when on and false when off."
+        ),
+    )
+    default_variant: Mapped[str | None] = mapped_column(
+        String(100),
+        comment="The variant served when the flag is on for the caller (null: no variants).",
+    )
+    off_variant: Mapped[str | None] = mapped_column(
+        String(100),
+        comment=(
+            "The variant served when is_active is false or the caller is outside the "
+            "rollout (null: no variants)."
+        ),
+    )
+    weights: Mapped[dict[str, int]] = mapped_column(
+        JSONB,
+        server_default=text("'{}'::jsonb"),
+        comment=(
+            "Optional variant name -> percentage (integers adding up to 100): each "
+            "signed-in caller gets the variant its sticky bucket falls in. Empty: "
+            "default_variant for everyone the flag is on for."
         ),
     )
     created_by: Mapped[str] = mapped_column(

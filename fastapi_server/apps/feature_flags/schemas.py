@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
+    StringConstraints,
     TypeAdapter,
     model_validator,
 )
 
+from fastapi_server.apps.feature_flags.variants import VARIANT_NAME_PATTERN, variants_problem
 from fastapi_server.lib.validation import SafeLine, SafeStr
 
 CODENAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
@@ -45,6 +49,35 @@ Label = Annotated[SafeLine, Field(max_length=200, examples=["Enable registration
 Description = Annotated[SafeStr, Field(max_length=10_000)]
 UserIds = Annotated[list[uuid.UUID], Field(max_length=10_000)]
 RolloutPercentage = Annotated[int, Field(ge=0, le=100)]
+FlagType = Literal["boolean", "string", "integer", "float", "object"]
+VariantName = Annotated[
+    str, StringConstraints(pattern=f"^{VARIANT_NAME_PATTERN.pattern}$"), Field(examples=["blue"])
+]
+Variants = Annotated[
+    dict[VariantName, JsonValue],
+    Field(max_length=100, examples=[{"blue": "#00f", "red": "#f00"}]),
+]
+Weights = Annotated[
+    dict[VariantName, Annotated[int, Field(ge=0, le=100)]],
+    Field(examples=[{"blue": 50, "red": 50}]),
+]
+VARIANT_FIELDS = ("flag_type", "variants", "default_variant", "off_variant", "weights")
+
+
+def check_variants(values: dict[str, Any]) -> None:
+    """ValueError saying what is inconsistent in these variant fields (``variants.py``)."""
+    problem = variants_problem(
+        values["flag_type"],
+        values["variants"],
+        values["default_variant"],
+        values["off_variant"],
+        values["weights"],
+        values["rollout_percentage"],
+    )
+    if problem is None and "\\u0000" in json.dumps(values["variants"]):
+        problem = "variant values cannot contain NUL characters"
+    if problem is not None:
+        raise ValueError(problem)
 
 
 class FeatureFlagCreate(BaseModel):
@@ -56,20 +89,37 @@ class FeatureFlagCreate(BaseModel):
     is_active: bool = False
     user_ids: UserIds = []
     rollout_percentage: RolloutPercentage = 100
+    flag_type: FlagType = "boolean"
+    variants: Variants = {}
+    default_variant: VariantName | None = None
+    off_variant: VariantName | None = None
+    weights: Weights = {}
+
+    @model_validator(mode="after")
+    def _consistent_variants(self) -> Self:
+        check_variants(self.model_dump(include={*VARIANT_FIELDS, "rollout_percentage"}))
+        return self
 
 
 class FeatureFlagUpdate(BaseModel):
-    """The fields to change; those left out keep their value (null is refused)."""
+    """The fields to change; those left out keep their value (null is refused, but for
+    ``default_variant`` and ``off_variant`` when the variants are removed)."""
 
     label: Label | None = None
     description: Description | None = None
     is_active: bool | None = None
     user_ids: UserIds | None = None
     rollout_percentage: RolloutPercentage | None = None
+    flag_type: FlagType | None = None
+    variants: Variants | None = None
+    default_variant: VariantName | None = None
+    off_variant: VariantName | None = None
+    weights: Weights | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
-        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        nullable = {"default_variant", "off_variant"}
+        nulls = [name for name in self.model_fields_set - nullable if getattr(self, name) is None]
         if nulls:
             raise ValueError(f"{', '.join(sorted(nulls))} cannot be null; leave it out instead")
         return self
@@ -79,11 +129,28 @@ class FeatureFlagUpdate(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-class FeatureFlagRead(BaseModel):
-    """A flag as anyone may read it: its values, targeting and timestamps.
+class FeatureFlagPublicRead(BaseModel):
+    """A flag as anyone may read it: its name and whether it is switched on.
 
-    No actors: ``created_by``/``updated_by`` are superusers' emails, shown only to
-    superusers (``FeatureFlagAdminRead``, the history).
+    Its targeting (who sees it) and its description are for superusers only.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    codename: str
+    label: str
+    is_active: bool
+
+
+FEATURE_FLAG_PUBLIC_LIST = TypeAdapter(list[FeatureFlagPublicRead])
+"""The flag list as anyone may read it: rows validated into it (core), rendered as JSON (API)."""
+
+
+class FeatureFlagRead(BaseModel):
+    """A flag as superusers read it in the list: its values, targeting and timestamps.
+
+    No actors: ``created_by``/``updated_by`` are in ``FeatureFlagAdminRead`` and the
+    history.
     """
 
     model_config = ConfigDict(from_attributes=True)
@@ -94,12 +161,26 @@ class FeatureFlagRead(BaseModel):
     is_active: bool
     user_ids: list[uuid.UUID]
     rollout_percentage: int
+    flag_type: str
+    variants: dict[str, Any]
+    default_variant: str | None
+    off_variant: str | None
+    weights: dict[str, int]
     created_on: datetime
     updated_on: datetime
 
+    @model_validator(mode="before")
+    @classmethod
+    def _decode_json(cls, data: Any) -> Any:
+        # Plain rows (``Reader``) carry jsonb as text.
+        if isinstance(data, dict) and isinstance(data.get("variants"), str):
+            data = {**data, "variants": json.loads(data["variants"])}
+            data["weights"] = json.loads(data["weights"])
+        return data
+
 
 FEATURE_FLAG_LIST = TypeAdapter(list[FeatureFlagRead])
-"""The public flag list: rows validated into it (core), and rendered as JSON (the API)."""
+"""The superusers' flag list: rows validated into it (core), rendered as JSON (the API)."""
 
 
 class FeatureFlagAdminRead(FeatureFlagRead):

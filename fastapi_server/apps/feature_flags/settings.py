@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class FeatureFlagsSettings(BaseSettings):
-    """How each process keeps its flag cache fresh."""
+    """How each process keeps its flag cache fresh, and who may evaluate for anyone."""
 
     model_config = SettingsConfigDict(env_prefix="FEATURE_FLAGS_", env_file=".env", extra="ignore")
 
@@ -30,6 +30,15 @@ class FeatureFlagsSettings(BaseSettings):
         default=5.0,
         gt=0,
         description="Give up a connection attempt (or a reload query) after this long.",
+    )
+
+    ofrep_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "The service key a server-side OpenFeature (OFREP) client sends as X-API-Key to "
+            "evaluate flags for any targetingKey. Empty (the default): no key is accepted. "
+            "Use a long random value, e.g. secrets.token_urlsafe(48)."
+        ),
     )
 
 

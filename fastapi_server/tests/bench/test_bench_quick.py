@@ -79,8 +79,10 @@ def test_quick_run_measures_everything_and_stops_what_it_started(
         assert rows[key]["errors"] == 0, rows[key]
     for row in rows.values():  # measured, or says why not
         assert (row["requests_per_s"] is None) == bool(row["unavailable"]), row
-    for key in ("status", "evaluate", "flags", "user", "flags_storm"):
+    for key in ("status", "evaluate", "ofrep_bulk", "flags", "user", "flags_storm"):
         assert rows[key]["baseline"] in rows
+    assert rows["ofrep_bulk"]["requests_per_s"] > 0, rows["ofrep_bulk"]
+    assert rows["ofrep_bulk"]["errors"] == 0
     assert {target["result"] for target in figures["targets"]} <= RESULTS
     assert "ratio" in result.stdout  # the table was printed
     assert figures["memory"]["samples"][-1]["requests"] >= 2000 * 0.9

@@ -86,9 +86,9 @@ async def test_list_prints_a_table(engine: AsyncEngine, clean_database: str) -> 
     listed = run_script("list_feature_flags.py")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == [
-        "codename                active  rollout  users  label",
-        "FF_BETA                 False   10%      2      Beta",
-        "FF_ENABLE_REGISTRATION  True    100%     0      Enable registration",
+        "codename                active  type     rollout  users  label",
+        "FF_BETA                 False   boolean  10%      2      Beta",
+        "FF_ENABLE_REGISTRATION  True    boolean  100%     0      Enable registration",
     ]
 
 
@@ -115,3 +115,31 @@ async def test_history_shows_api_script_and_raw_sql_changes_with_their_actors(
     assert flag is not None
     assert flag["created_by"] == committed_admin.email
     assert flag["updated_by"] == "postgres"
+
+
+async def test_create_a_string_flag_with_variants(engine: AsyncEngine, clean_database: str) -> None:
+    created = run_script(
+        "create_feature_flag.py", "FF_BUTTON_COLOUR", "--type", "string",
+        "--variant", 'blue="#00f"', "--variant", 'red="#f00"',
+        "--default", "blue", "--off", "red", "--weight", "blue=70", "--weight", "red=30",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.endswith(", string: blue, red)\n")
+    flag = await _flag(engine, "FF_BUTTON_COLOUR")
+    assert flag is not None
+    assert flag["variants"] == {"blue": "#00f", "red": "#f00"}
+    assert (flag["default_variant"], flag["off_variant"]) == ("blue", "red")
+    assert flag["weights"] == {"blue": 70, "red": 30}
+
+    unquoted = run_script(
+        "create_feature_flag.py", "FF_X", "--type", "string", "--variant", "a=#00f"
+    )
+    assert unquoted.returncode == 1
+    assert unquoted.stderr == "error: --variant 'a=#00f': '#00f' is not valid\n"
+    inconsistent = run_script(
+        "create_feature_flag.py", "FF_X", "--type", "integer", "--variant", "a=1",
+        "--default", "a", "--off", "b",
+    )  # fmt: skip
+    assert inconsistent.returncode == 1
+    assert inconsistent.stderr == "error: off_variant must name one of the variants\n"
+    assert await _flag(engine, "FF_X") is None

@@ -13,14 +13,17 @@ from fastapi_server.apps.feature_flags.entitlements import (
     FLAG_READER_SECURITY,
     FlagAdmin,
     flag_reader,
+    sees_targeting,
 )
 from fastapi_server.apps.feature_flags.schemas import (
     CODENAME_RULE,
     FEATURE_FLAG_LIST,
+    FEATURE_FLAG_PUBLIC_LIST,
     Codename,
     FeatureFlagAdminRead,
     FeatureFlagCreate,
     FeatureFlagHistoryRead,
+    FeatureFlagPublicRead,
     FeatureFlagRead,
     FeatureFlagUpdate,
 )
@@ -48,9 +51,9 @@ ADMIN_ONLY: Responses = {401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NO
 )
 async def evaluate(request: Request) -> Response:
     """Each flag's value for the caller, `{codename: bool}`, so a front end can hide what is
-    off. Without a Bearer token: the value anonymous visitors get (on only when active and
-    rolled out to 100%). Served from the process's cache, which follows every change
-    within a second."""
+    off. Without a Bearer token: only the flags on for anonymous visitors (active and
+    rolled out to 100%), each `true`; a codename left out is off. Served from the
+    process's cache, which follows every change within a second."""
     # Takes only the Request and returns a Response: FastAPI has no dependency to solve and
     # nothing to render (the body is made here, once per view of the flags).
     user = await flag_reader(request)
@@ -84,21 +87,39 @@ class _JsonOfView:
 _anonymous_json = _JsonOfView()
 
 
-@router.get("", response_model=list[FeatureFlagRead])
+@router.get(
+    "",
+    response_model=list[FeatureFlagRead] | list[FeatureFlagPublicRead],
+    responses={401: error_doc("NOT_AUTHENTICATED: a bad Bearer token")},
+    openapi_extra=FLAG_READER_SECURITY,
+)
 async def list_flags(request: Request) -> Response:
-    """Every flag with its targeting, ordered by codename. Open to anyone, so without
-    who changed it (superusers find that in the history)."""
-    # Takes only the Request and returns a Response: FastAPI has no dependency to solve,
-    # and the list, validated by core, is serialised once by its TypeAdapter rather than
-    # validated and serialised again against response_model (which documents it).
-    flags = await core.list_flags(databases_of(request))
-    return _json(FEATURE_FLAG_LIST.dump_json(flags))
+    """Every flag, ordered by codename. Open to anyone as `{codename, label, is_active}`;
+    a superuser also gets each flag's description, targeting and timestamps (who changed
+    it is in the history)."""
+    # Takes only the Request and returns a Response: the list, validated by core, is
+    # serialised once by its TypeAdapter rather than validated and serialised again
+    # against response_model (which documents it).
+    dbs = databases_of(request)
+    if await sees_targeting(request, dbs):
+        return _json(FEATURE_FLAG_LIST.dump_json(await core.list_flags(dbs)))
+    return _json(FEATURE_FLAG_PUBLIC_LIST.dump_json(await core.list_public_flags(dbs)))
 
 
-@router.get("/{codename}", response_model=FeatureFlagRead, responses=NOT_FOUND)
-async def get_flag(codename: CodenamePath, dbs: DBs) -> FeatureFlagRead:
-    """One flag (open to anyone, like the list)."""
-    return await core.read_flag(dbs, codename)
+@router.get(
+    "/{codename}",
+    response_model=FeatureFlagRead | FeatureFlagPublicRead,
+    responses={**NOT_FOUND, 401: error_doc("NOT_AUTHENTICATED: a bad Bearer token")},
+    openapi_extra=FLAG_READER_SECURITY,
+)
+async def get_flag(
+    codename: CodenamePath, request: Request, dbs: DBs
+) -> FeatureFlagRead | FeatureFlagPublicRead:
+    """One flag, as in the list: `{codename, label, is_active}` for anyone, everything
+    but the actors for a superuser."""
+    if await sees_targeting(request, dbs):
+        return await core.read_flag(dbs, codename)
+    return await core.read_public_flag(dbs, codename)
 
 
 @router.post(

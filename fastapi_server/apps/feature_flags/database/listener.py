@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 import asyncpg
@@ -35,7 +37,10 @@ logger = logging.getLogger(__name__)
 CHANNEL = "feature_flags_changed"
 LISTENER_APPLICATION_NAME = "api:feature-flags-listener"
 POLLER_APPLICATION_NAME = "api:feature-flags-poll"
-RULES_SQL = "SELECT codename, is_active, user_ids, rollout_percentage FROM feature_flags"
+RULES_SQL = (
+    "SELECT codename, is_active, user_ids, rollout_percentage, flag_type, variants, "
+    "default_variant, off_variant, weights FROM feature_flags"
+)
 # Past this many flags named in one batch of notices, one full reload is cheaper.
 FULL_RELOAD_THRESHOLD = 50
 FIRST_BACKOFF_SECONDS = 0.1
@@ -44,11 +49,24 @@ DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.Interfa
 
 
 def _rule(row: asyncpg.Record) -> FlagRule:
+    variants = json.loads(row["variants"])  # jsonb arrives as text on this connection
+    typed = (
+        {}
+        if not variants
+        else {
+            "flag_type": row["flag_type"],
+            "variants": MappingProxyType(variants),
+            "default_variant": row["default_variant"],
+            "off_variant": row["off_variant"],
+            "weights": json.loads(row["weights"]),
+        }
+    )
     return FlagRule(
         codename=row["codename"],
         is_active=row["is_active"],
         user_ids=frozenset(uuid.UUID(int=user_id.int) for user_id in row["user_ids"]),
         rollout_percentage=row["rollout_percentage"],
+        **typed,
     )
 
 

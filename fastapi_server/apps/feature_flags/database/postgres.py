@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy import Select, Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
 from fastapi_server.resources.database.postgres import rows
 
-# What anyone may read of a flag (schemas.FeatureFlagRead): not the actors. Public reads
-# only serialise, so they are Core selects returning plain rows (``rows``): no identity
-# map or instrumentation on the hot GET /feature-flags.
+# What anyone may read of a flag (schemas.FeatureFlagPublicRead), and what superusers read
+# in the list (schemas.FeatureFlagRead: not the actors). These reads only serialise, so
+# they are Core selects returning plain rows (``rows``): no identity map or
+# instrumentation on the hot GET /feature-flags.
+PUBLIC_KEYS = ("codename", "label", "is_active")
 READ_KEYS = (
     "codename",
     "label",
@@ -26,13 +28,24 @@ READ_KEYS = (
     "is_active",
     "user_ids",
     "rollout_percentage",
+    "flag_type",
+    "variants",
+    "default_variant",
+    "off_variant",
+    "weights",
     "created_on",
     "updated_on",
 )
 _flags = cast(Table, FeatureFlag.__table__)
-_READ = select(*(_flags.c[key] for key in READ_KEYS))
-_READ_ALL = _READ.order_by(_flags.c.codename)
-_READ_ONE = _READ.where(_flags.c.codename == bindparam("codename"))
+
+
+def _reads(keys: tuple[str, ...]) -> tuple[Select[Any], Select[Any]]:
+    read = select(*(_flags.c[key] for key in keys))
+    return read.order_by(_flags.c.codename), read.where(_flags.c.codename == bindparam("codename"))
+
+
+# (every flag, one flag), by whether the targeting is included
+_READS = {False: _reads(PUBLIC_KEYS), True: _reads(READ_KEYS)}
 
 
 class FeatureFlagsDB:
@@ -50,13 +63,15 @@ class FeatureFlagsDB:
     async def get(self, codename: str) -> FeatureFlag | None:
         return await self.session.get(FeatureFlag, codename, populate_existing=True)
 
-    async def read_all(self) -> list[dict[str, Any]]:
-        """Every flag's public columns (``READ_KEYS``), ordered by codename, as dicts."""
-        return [dict(row) for row in await rows(self.session, _READ_ALL)]
+    async def read_all(self, *, targeting: bool = False) -> list[dict[str, Any]]:
+        """Every flag's ``READ_KEYS`` (``PUBLIC_KEYS`` without ``targeting``), ordered by
+        codename, as dicts."""
+        return [dict(row) for row in await rows(self.session, _READS[targeting][0])]
 
-    async def read_one(self, codename: str) -> dict[str, Any] | None:
-        """One flag's public columns as a dict; None when there is no such flag."""
-        found = await rows(self.session, _READ_ONE, {"codename": codename})
+    async def read_one(self, codename: str, *, targeting: bool = False) -> dict[str, Any] | None:
+        """One flag's ``READ_KEYS`` (``PUBLIC_KEYS`` without ``targeting``) as a dict; None
+        when there is no such flag."""
+        found = await rows(self.session, _READS[targeting][1], {"codename": codename})
         return dict(found[0]) if found else None
 
     async def insert(self, values: dict[str, Any]) -> FeatureFlag | None:
