@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import CheckConstraint, DateTime, Index, Integer, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fastapi_server.lib.ids import uuid7
@@ -75,6 +77,17 @@ class OutboxMessage(AuditMixin, Base):
     )
     sent_on: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="When the mail server accepted the message."
+    )
+
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB(none_as_null=True),
+        comment="Secret values (codes, reset links) the worker fills into the bodies' "
+        "placeholders at send time; NULL once sent, failed or expired.",
+    )
+    secrets_expire_on: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="When the secrets stop working: the message is then failed unsent and "
+        "its secrets wiped.",
     )
 
     __table_args__ = (

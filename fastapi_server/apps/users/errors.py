@@ -27,12 +27,6 @@ class NotSuperuser(AppError):
     message = "Only superusers may do this."
 
 
-class UserAlreadyExists(AppError):
-    code = "REGISTER_USER_ALREADY_EXISTS"
-    status_code = 400
-    message = "A verified account already uses this email."
-
-
 class RegisterInvalidPassword(AppError):
     code = "REGISTER_INVALID_PASSWORD"
     status_code = 400
@@ -49,6 +43,12 @@ class VerifyBadToken(KeepsChanges):
     code = "VERIFY_USER_BAD_TOKEN"
     status_code = 400
     message = "The verification token or code is wrong, expired or already used."
+
+
+class VerifyInvalidPassword(AppError):
+    code = "VERIFY_INVALID_PASSWORD"
+    status_code = 400
+    message = "The password does not meet the password policy."
 
 
 class VerifyAlreadyVerified(AppError):

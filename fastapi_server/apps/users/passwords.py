@@ -32,6 +32,9 @@ BCRYPT_MAX_BYTES = 72  # what bcrypt (and the old system) ever looked at
 MAX_PASSWORD_BYTES = MAX_PASSWORD_SIZE  # passlib refuses longer (PasswordSizeError)
 _STAND_IN = "stand-in for a password no hash can match"
 _SPECIAL = set(string.punctuation) | {" "}
+# Starts the stored value of an account without a usable password (a contested
+# registration, verified before its owner chose one): no password matches it.
+UNUSABLE_PREFIX = "!unusable:"
 
 
 @lru_cache
@@ -132,6 +135,9 @@ def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
     does not match after the same work: a stand-in is verified against ``hashed``.
     """
     context = crypt_context()
+    if hashed.startswith(UNUSABLE_PREFIX):
+        context.verify(_STAND_IN, dummy_hash())  # the work of a real verify
+        return False, None
     try:
         scheme = context.identify(hashed)
     except ValueError:

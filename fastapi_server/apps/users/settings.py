@@ -103,9 +103,13 @@ class UsersSettings(BaseSettings):
     common_passwords_file: Path = COMMON_PASSWORDS_FILE
 
     reset_password_path: str = Field(
-        default="/reset-password",
-        description="Front end page (under APP_URL) that takes ?token=&email=, linked from "
-        "the reset email.",
+        default="/forgot-password/reset",
+        description="Front end page (under APP_URL) the reset email links to.",
+    )
+    reset_password_token_parameter: str = Field(
+        default="reset_token",
+        pattern=r"^[A-Za-z0-9_.~-]+$",
+        description="Query parameter of that link that carries the reset token.",
     )
 
     def insecure_secrets(self) -> list[str]:

@@ -51,7 +51,7 @@ async def test_register_creates_an_unverified_user(
     assert STRONG_PASSWORD not in user.hashed_password
 
 
-async def test_register_again_while_unverified_replaces_names_and_password(
+async def test_register_again_while_unverified_changes_nothing(
     client: httpx.AsyncClient, dbs: Databases
 ) -> None:
     first = await register(client, "grace@example.org", first_name="Grace")
@@ -59,22 +59,11 @@ async def test_register_again_while_unverified_replaces_names_and_password(
         client, "GRACE@example.org", password=NEW_PASSWORD, first_name="Amazing", last_name="G"
     )
     assert again.status_code == 201
-    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["id"] != first.json()["id"]  # as a first registration answers
     user = await dbs.users.get_by_email("grace@example.org")
     assert user is not None
-    assert (user.first_name, user.last_name) == ("Amazing", "G")
-    assert verify_password_sync(NEW_PASSWORD, user.hashed_password)[0]
-    assert not verify_password_sync(STRONG_PASSWORD, user.hashed_password)[0]
-    assert await dbs.users.count() >= 1
-    assert len([u for u in await dbs.users.page(offset=0, limit=1000) if u.id == user.id]) == 1
-
-
-async def test_register_a_verified_email_in_any_case_is_refused(
-    client: httpx.AsyncClient, ada: User
-) -> None:
-    response = await register(client, "ADA@Example.org")
-    assert response.status_code == 400
-    assert detail(response)["code"] == "REGISTER_USER_ALREADY_EXISTS"
+    assert (str(user.id), user.first_name) == (first.json()["id"], "Grace")
+    assert verify_password_sync(STRONG_PASSWORD, user.hashed_password)[0]
 
 
 @pytest.mark.parametrize(
@@ -132,7 +121,7 @@ async def test_verification_code_is_emailed_not_returned_by_default(
     assert set(response.json()) == {"verification_token"}
     [mail] = await outbox_for(dbs, "grace@example.org")
     assert mail.template == "registration_code"
-    assert "Grace" in mail.body_text
+    assert "Grace" not in mail.body_text  # typed by the registrant, maybe not the owner
     assert re.search(r"\b\d{6}\b", mail.body_text)
 
 
@@ -394,16 +383,20 @@ async def test_forgot_password_emails_a_reset_link(
     assert response.json() == {"token_sent": True}
     [mail] = await outbox_for(dbs, "ada@example.org")
     assert mail.template == "reset_password"
-    assert "http://localhost:3000/reset-password?token=" in mail.body_text
+    assert "http://localhost:3000/forgot-password/reset?reset_token=" in mail.body_text
 
 
 async def test_email_links_are_built_by_the_notifications_app(
     client: httpx.AsyncClient, ada: User, dbs: Databases, users_env: UsersEnv
 ) -> None:
-    users_env(RESET_PASSWORD_PATH="account/reset", RETURN_VERIFICATION_TOKENS="1")
+    users_env(
+        RESET_PASSWORD_PATH="account/reset",
+        RESET_PASSWORD_TOKEN_PARAMETER="t",
+        RETURN_VERIFICATION_TOKENS="1",
+    )
     await client.post("/auth/forgot-password", json={"email": "ada@example.org"})
     [reset] = await outbox_for(dbs, "ada@example.org")
-    assert f"{notifications.app_link('/account/reset')}?token=" in reset.body_text
+    assert f"{notifications.app_link('/account/reset')}?t=" in reset.body_text
     await register(client, "grace@example.org")
     await verify(client, *await request_code(client, "grace@example.org"))
     welcome = (await outbox_for(dbs, "grace@example.org"))[-1]

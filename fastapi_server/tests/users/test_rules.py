@@ -449,24 +449,6 @@ async def test_codes_per_hour_are_capped(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.usefixtures("dev_codes")
-async def test_pre_registering_a_victims_email_keeps_no_password_of_the_attacker(
-    client: httpx.AsyncClient, dbs: Databases
-) -> None:
-    attacker_password, victim_password = "Attacker-Pass-77", "Victim-Pass-88!"
-    await register(client, "victim@example.org", password=attacker_password, first_name="Evil")
-    attacker_token, code_for_attacker = await request_code(client, "victim@example.org")
-    # The victim registers (new password), and the code sent under the old one dies.
-    await register(client, "victim@example.org", password=victim_password, first_name="Vic")
-    stale = await verify(client, attacker_token, code_for_attacker)
-    assert detail(stale)["reason"] == "PASSWORD_CHANGED"
-
-    token, code = await request_code(client, "victim@example.org")
-    assert (await verify(client, token, code)).status_code == 200
-    assert (await login(client, "victim@example.org", attacker_password)).status_code == 400
-    assert (await login(client, "victim@example.org", victim_password)).status_code == 200
-
-
-@pytest.mark.usefixtures("dev_codes")
 async def test_request_verification_looks_the_same_for_any_email(
     client: httpx.AsyncClient, ada: User, dbs: Databases
 ) -> None:

@@ -68,13 +68,13 @@ async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRea
         )
     ],
     responses={
-        400: error_doc("REGISTER_USER_ALREADY_EXISTS, or REGISTER_INVALID_PASSWORD with `reason`"),
+        400: error_doc("REGISTER_INVALID_PASSWORD with `reason`, or REGISTER_INVALID_EMAIL"),
         404: error_doc("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
     },
 )
 async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
-    """Create an account (unverified). Registering an unverified email again replaces
-    its names and password and answers the same id; a verified email is refused."""
+    """Create an account (unverified). An email that has an account already gets the
+    same answer (a fresh id) and nothing changes: its owner is emailed instead."""
     user = await core.register(
         dbs,
         email=str(user_in.email),
@@ -105,12 +105,18 @@ async def request_verification_token(email_in: EmailIn, dbs: DBs) -> Verificatio
     "/auth/verify",
     response_model=Verified,
     responses={
-        400: error_doc("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
+        400: error_doc(
+            "VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`), "
+            "VERIFY_USER_ALREADY_VERIFIED, or VERIFY_INVALID_PASSWORD with `reason`"
+        )
     },
 )
 async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
-    """Confirm the email with the token and the emailed code; a welcome email follows."""
-    await core.verify(dbs, token=verify_in.token, code=verify_in.registration_code)
+    """Confirm the email with the token and the emailed code; a welcome email follows.
+    With `password`, the account gets that password."""
+    await core.verify(
+        dbs, token=verify_in.token, code=verify_in.registration_code, password=verify_in.password
+    )
     return Verified()
 
 

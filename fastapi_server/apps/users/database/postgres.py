@@ -136,30 +136,25 @@ class UsersDB:
         await self.session.refresh(user)
         return user
 
-    async def register_unverified(
+    async def insert_unverified(
         self, *, email: str, first_name: str, last_name: str, hashed_password: str
     ) -> uuid.UUID | None:
-        """Insert a new unverified user, or replace names and password of an unverified one.
+        """Insert a new unverified user; None when the email (in any case) has one already.
 
         One statement on the case-insensitive unique index, so concurrent registrations
-        of one email end as one row. None when a *verified* user has the email.
+        of one email end as one row, and an existing account is never changed.
         """
-        new_row = insert(User).values(
-            email=email,
-            first_name=first_name,
-            last_name=last_name,
-            hashed_password=hashed_password,
+        statement = (
+            insert(User)
+            .values(
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                hashed_password=hashed_password,
+            )
+            .on_conflict_do_nothing(index_elements=[func.lower(User.email)])
+            .returning(User.id)
         )
-        statement = new_row.on_conflict_do_update(
-            index_elements=[func.lower(User.email)],
-            set_={
-                "first_name": new_row.excluded.first_name,
-                "last_name": new_row.excluded.last_name,
-                "hashed_password": new_row.excluded.hashed_password,
-                "token_version": User.token_version + 1,
-            },
-            where=User.is_verified.is_(False),
-        ).returning(User.id)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def save(self, user: User, **values: Any) -> User:
@@ -279,6 +274,7 @@ class UsersDB:
         code_hmac: str,
         password_fingerprint: str,
         expires_on: datetime,
+        keeps_password: bool = True,
     ) -> None:
         self.session.add(
             VerificationCode(
@@ -287,6 +283,7 @@ class UsersDB:
                 code_hmac=code_hmac,
                 password_fingerprint=password_fingerprint,
                 expires_on=expires_on,
+                keeps_password=keeps_password,
             )
         )
         await self.session.flush()
