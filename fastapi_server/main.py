@@ -119,7 +119,11 @@ class RequestIdMiddleware:
 
 async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.to_detail()})
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": exc.to_detail()},
+        headers=exc.headers() or None,
+    )
 
 
 class _ASCIIJSONResponse(JSONResponse):

@@ -58,6 +58,8 @@ class VerifyAlreadyVerified(AppError):
 
 
 class VerifyTooManyRequests(AppError):
+    """Raised with ``retry_after`` (seconds)."""
+
     code = "VERIFY_TOO_MANY_REQUESTS"
     status_code = 429
     message = "Too many verification codes were requested; try again later."
@@ -119,3 +121,11 @@ class InvalidEmail(AppError):
     code = "INVALID_EMAIL"
     status_code = 400
     message = "Not a valid email address."
+
+
+class HashingBusy(AppError):
+    """Every password hashing turn stayed taken for USERS_HASHING_QUEUE_TIMEOUT_SECONDS."""
+
+    code = "HASHING_BUSY"
+    status_code = 503
+    message = "The server is busy checking passwords; try again shortly."

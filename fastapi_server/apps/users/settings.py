@@ -71,6 +71,43 @@ class UsersSettings(BaseSettings):
     max_failed_logins: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=300, ge=1)
     lockout_max_seconds: int = Field(default=24 * 3600, ge=1)
+    login_failure_decay_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="A failed login this long after the previous one starts the count "
+        "again, so a trickle of failures cannot keep an account locked.",
+    )
+
+    # Rate limits, counted in PostgreSQL (shared by every worker and instance).
+    rate_limits_enabled: bool = Field(default=True, description="Off: no rate limit at all.")
+    rate_limit_per_ip: int = Field(
+        default=30,
+        ge=1,
+        description="Requests one client IP may make to each of POST /login (with "
+        "/users/login), /register, /auth/request-verification-token, /auth/verify and "
+        "/auth/forgot-password per USERS_RATE_LIMIT_IP_WINDOW_SECONDS.",
+    )
+    rate_limit_ip_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_login_per_email: int = Field(
+        default=10, ge=1, description="Logins one email may attempt per minute."
+    )
+    rate_limit_register_per_email: int = Field(
+        default=5, ge=1, description="Registrations of one email per hour."
+    )
+    rate_limit_verify_per_account: int = Field(
+        default=10, ge=1, description="Verification attempts on one account per minute."
+    )
+    rate_limit_emails_per_address: int = Field(
+        default=5,
+        ge=1,
+        description="Requests for a code or a reset link per address per hour (each kind).",
+    )
+    hashing_queue_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for a password hashing turn; past it, the request "
+        "answers 503 HASHING_BUSY with Retry-After.",
+    )
 
     registration_default: bool = Field(
         default=True, description="Registration is open when FF_ENABLE_REGISTRATION is absent."

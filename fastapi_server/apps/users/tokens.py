@@ -148,3 +148,11 @@ def code_hmac(code_id: uuid.UUID, code: str, *, settings: UsersSettings | None =
     settings = settings or get_users_settings()
     key = settings.verification_token_secret.encode()
     return hmac.new(key, f"{code_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def pseudonym(value: str, *, settings: UsersSettings | None = None) -> str:
+    """A keyed hash (32 hex) of ``value`` ignoring case: names an email in logs and rate
+    limit counters without revealing it to their readers (keyed by USERS_JWT_SECRET)."""
+    settings = settings or get_users_settings()
+    key = hmac.new(settings.jwt_secret.encode(), b"pseudonym", hashlib.sha256).digest()
+    return hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]

@@ -335,7 +335,8 @@ async def test_the_lock_is_capped_at_a_day_and_a_success_resets_the_count(
 ) -> None:
     ada_id = ada.id
     await dbs.session.execute(
-        text("UPDATE users SET login_failed_count = 5000 WHERE id = :id"), {"id": ada_id}
+        text("UPDATE users SET login_failed_count = 5000, login_failed_on = now() WHERE id = :id"),
+        {"id": ada_id},
     )
     await dbs.session.commit()
     await login(client, "ada@example.org", WRONG)
@@ -437,7 +438,8 @@ async def test_wrong_attempts_are_capped(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.usefixtures("dev_codes")
-async def test_codes_per_hour_are_capped(client: httpx.AsyncClient) -> None:
+async def test_codes_per_hour_are_capped(client: httpx.AsyncClient, users_env: UsersEnv) -> None:
+    users_env(RATE_LIMIT_EMAILS_PER_ADDRESS="100")  # the account's own cap is under test
     await register(client, "grace@example.org")
     for _ in range(5):
         await request_code(client, "grace@example.org")

@@ -141,5 +141,10 @@ async def queue_password_link(dbs: Databases, user: User) -> str:
     return issued.token
 
 
+def pseudonym(value: str) -> str:
+    """A keyed hash naming an email in logs and counters without revealing it."""
+    return tokens.pseudonym(value)
+
+
 def password_fingerprint(user: User) -> str:
     return tokens.fingerprint(user.hashed_password)

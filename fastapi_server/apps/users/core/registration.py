@@ -98,7 +98,7 @@ async def request_verification(dbs: Databases, email: str) -> VerificationReques
         await dbs.users.codes_requested_since(user.id, now - timedelta(hours=1))
         >= settings.verification_codes_per_hour
     ):
-        raise VerifyTooManyRequests()
+        raise VerifyTooManyRequests(retry_after=3600)
     await dbs.users.delete_old_codes(user.id, now - timedelta(days=1))
     await dbs.users.supersede_open_codes(user.id)
     lifetime = tokens.lifetime_seconds(TokenKind.VERIFICATION)
@@ -114,6 +114,14 @@ async def request_verification(dbs: Databases, email: str) -> VerificationReques
     context = {"first_name": user.first_name, "code": code, "expires_minutes": lifetime // 60}
     await queue_email(dbs, "registration_code", user, context, secrets_lifetime_seconds=lifetime)
     return VerificationRequest(issued.token, code)
+
+
+def verification_subject(token: str) -> str | None:
+    """The account a valid verification token names (for rate limits), else None."""
+    try:
+        return str(tokens.decode(TokenKind.VERIFICATION, token)["sub"])
+    except InvalidToken:
+        return None
 
 
 async def verify(dbs: Databases, *, token: str, code: str, password: str | None = None) -> User:

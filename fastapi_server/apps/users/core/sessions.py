@@ -54,6 +54,7 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
             max_failures=settings.max_failed_logins,
             lockout_seconds=settings.lockout_seconds,
             cap_seconds=settings.lockout_max_seconds,
+            decay_seconds=settings.login_failure_decay_seconds,
         )
         reason = {"reason": "bad_password", "failures": failures, "locked": bool(locked_until)}
         logger.warning("login failed", extra={**log, **reason})

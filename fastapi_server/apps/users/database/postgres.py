@@ -18,6 +18,7 @@ from sqlalchemy import (
     delete,
     func,
     inspect,
+    or_,
     select,
     update,
 )
@@ -185,10 +186,23 @@ class UsersDB:
         return version
 
     async def record_login_failure(
-        self, user_id: uuid.UUID, *, max_failures: int, lockout_seconds: int, cap_seconds: int
+        self,
+        user_id: uuid.UUID,
+        *,
+        max_failures: int,
+        lockout_seconds: int,
+        cap_seconds: int,
+        decay_seconds: int,
     ) -> tuple[int, datetime | None]:
-        """Count a failure atomically; lock from ``max_failures`` on, doubling, capped."""
-        failures = User.login_failed_count + 1
+        """Count a failure atomically; lock from ``max_failures`` on, doubling, capped.
+
+        A failure more than ``decay_seconds`` after the previous one counts from 1 again.
+        """
+        decayed = or_(
+            User.login_failed_on.is_(None),
+            User.login_failed_on < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, decay_seconds),
+        )
+        failures = case((decayed, 1), else_=User.login_failed_count + 1)
         exponent = func.least(failures - max_failures, _MAX_LOCK_EXPONENT)
         seconds = func.least(lockout_seconds * func.power(2, exponent), cap_seconds)
         lock_until = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
@@ -197,6 +211,7 @@ class UsersDB:
             .where(User.id == user_id)
             .values(
                 login_failed_count=failures,
+                login_failed_on=func.now(),
                 locked_until=case((failures >= max_failures, lock_until), else_=None),
             )
             .returning(User.login_failed_count, User.locked_until)
