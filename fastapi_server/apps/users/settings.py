@@ -58,6 +58,13 @@ class UsersSettings(BaseSettings):
 
     access_token_lifetime_seconds: int = Field(default=900, ge=60)
     refresh_token_lifetime_seconds: int = Field(default=14 * 24 * 3600, ge=300)
+    refresh_reuse_grace_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=60,
+        description="A refresh token presented again this soon after its rotation (two "
+        "tabs refreshing at once) gets a fresh pair of its family instead of revoking it.",
+    )
     verification_code_lifetime_seconds: int = Field(default=600, ge=60, le=600)
     reset_password_token_lifetime_seconds: int = Field(default=3600, ge=60, le=3600)
 
@@ -149,13 +156,30 @@ class UsersSettings(BaseSettings):
         description="Query parameter of that link that carries the reset token.",
     )
 
-    def insecure_secrets(self) -> list[str]:
-        """Names of the secrets that are empty, too short or a known placeholder."""
-        secrets = {
+    def _secrets(self) -> dict[str, str]:
+        return {
             "USERS_JWT_SECRET": self.jwt_secret,
             "USERS_VERIFICATION_TOKEN_SECRET": self.verification_token_secret,
             "USERS_RESET_PASSWORD_TOKEN_SECRET": self.reset_password_token_secret,
         }
+
+    def shared_secrets(self) -> list[str]:
+        """Names of the secrets whose value another one has too (each must differ: a
+        leaked reset secret must not mint access tokens)."""
+        values = list(self._secrets().values())
+        return [name for name, value in self._secrets().items() if values.count(value) > 1]
+
+    def dev_switches_on(self) -> list[str]:
+        """Names of the dev/test switches that are on."""
+        switches = {
+            "USERS_RETURN_VERIFICATION_TOKENS": self.return_verification_tokens,
+            "USERS_RETURN_FORGOT_PASSWORD_TOKEN": self.return_forgot_password_token,
+        }
+        return [name for name, on in switches.items() if on]
+
+    def insecure_secrets(self) -> list[str]:
+        """Names of the secrets that are empty, too short or a known placeholder."""
+        secrets = self._secrets()
         return [
             name
             for name, value in secrets.items()

@@ -331,12 +331,24 @@ async def test_a_login_drops_the_users_refresh_tokens_that_expired_a_day_ago(
     assert tokens.scalar_one() == 2  # the one kept and the login's own
 
 
-async def test_reusing_a_refresh_token_revokes_its_family(
-    client: httpx.AsyncClient, ada: User
+async def _rotated_seconds_ago(dbs: Databases, seconds: int) -> None:
+    await dbs.session.execute(
+        text(
+            "UPDATE user_refresh_tokens SET used_on = now() - make_interval(secs => :s) "
+            "WHERE used_on IS NOT NULL"
+        ),
+        {"s": seconds},
+    )
+    await dbs.session.commit()
+
+
+async def test_reusing_a_refresh_token_after_the_grace_period_ends_every_session(
+    client: httpx.AsyncClient, ada: User, dbs: Databases
 ) -> None:
     first = await tokens_for(client, "ada@example.org")
     other_login = await tokens_for(client, "ada@example.org")
     rotated = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
+    await _rotated_seconds_ago(dbs, 11)  # past USERS_REFRESH_REUSE_GRACE_SECONDS (10)
     reuse = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
     assert reuse.status_code == 401
     assert detail(reuse)["code"] == "REFRESH_TOKEN_INVALID"
@@ -344,9 +356,25 @@ async def test_reusing_a_refresh_token_revokes_its_family(
         "/auth/refresh-tokens", json={"token": rotated.json()["refresh_token"]}
     )
     assert stolen_family.status_code == 401
-    # Another login (another family) is untouched.
-    other = await client.post("/auth/refresh-tokens", json={"token": other_login["refresh_token"]})
-    assert other.status_code == 200
+    # The thief's access token dies at once (token_version), and so do other logins'.
+    for access in (rotated.json()["access_token"], other_login["access_token"]):
+        assert (await client.get("/users/user", headers=bearer(access))).status_code == 401
+
+
+async def test_two_tabs_refreshing_at_once_stay_logged_in(
+    client: httpx.AsyncClient, ada: User, dbs: Databases
+) -> None:
+    pair = await tokens_for(client, "ada@example.org")
+    first_tab = await client.post("/auth/refresh-tokens", json={"token": pair["refresh_token"]})
+    await _rotated_seconds_ago(dbs, 2)
+    second_tab = await client.post("/auth/refresh-tokens", json={"token": pair["refresh_token"]})
+    assert (first_tab.status_code, second_tab.status_code) == (200, 200)
+    assert claims(second_tab.json()["refresh_token"])["fam"] == claims(pair["refresh_token"])["fam"]
+    for tab in (first_tab, second_tab):
+        body = tab.json()
+        assert (await client.get("/users/user", headers=bearer(body["access_token"]))).is_success
+        again = await client.post("/auth/refresh-tokens", json={"token": body["refresh_token"]})
+        assert again.status_code == 200
 
 
 async def test_refresh_refuses_other_kinds_of_token(client: httpx.AsyncClient, ada: User) -> None:

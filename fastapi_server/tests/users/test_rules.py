@@ -200,6 +200,22 @@ async def test_production_refuses_to_start_with_each_placeholder_secret(
     assert _named(await _refusal(settings)) == [name]
 
 
+async def test_production_refuses_two_token_secrets_alike(
+    settings: Settings, users_env: UsersEnv
+) -> None:
+    users_env(**{**REAL_SECRETS, "RESET_PASSWORD_TOKEN_SECRET": REAL_SECRETS["JWT_SECRET"]})
+    refusal = await _refusal(settings)
+    assert "(USERS_JWT_SECRET = USERS_RESET_PASSWORD_TOKEN_SECRET)" in refusal
+
+
+@pytest.mark.parametrize("switch", ["RETURN_VERIFICATION_TOKENS", "RETURN_FORGOT_PASSWORD_TOKEN"])
+async def test_production_refuses_the_dev_switches_that_hand_out_secrets(
+    settings: Settings, users_env: UsersEnv, switch: str
+) -> None:
+    users_env(**REAL_SECRETS, **{switch: "1"})
+    assert f"USERS_{switch}" in await _refusal(settings)
+
+
 async def test_production_names_every_secret_left_at_its_default(
     settings: Settings, users_env: UsersEnv
 ) -> None:
@@ -381,10 +397,32 @@ async def test_every_login_attempt_is_logged_without_the_password(
     ]
     assert ("login succeeded", "ada@example.org", None) in attempts
     assert ("login failed", "ada@example.org", "bad_password") in attempts
-    assert ("login failed", "nobody@example.org", "unknown_email") in attempts
+    assert ("login failed", None, "unknown_email") in attempts
     logged = " ".join(str(vars(r)) for r in caplog.records)
     assert STRONG_PASSWORD not in logged
     assert WRONG not in logged
+
+
+async def test_an_unknown_username_is_logged_as_a_keyed_hash_only(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fastapi_server.apps.users")
+    typed = "My-Password-In-The-Username-Field-9"  # a classic slip
+    await login(client, typed, WRONG)
+    [record] = [r for r in caplog.records if getattr(r, "reason", None) == "unknown_email"]
+    assert getattr(record, "email_hash", None) == core.pseudonym(typed)
+    assert typed not in " ".join(str(vars(r)) for r in caplog.records)
+
+
+def test_text_logs_escape_line_breaks() -> None:
+    from fastapi_server.lib.logging import TextFormatter
+
+    record = logging.LogRecord("x", logging.WARNING, "", 0, "got %s", ("a\nFAKE b",), None)
+    record.email = "c\r\nFAKE d"
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "a\\nFAKE b" in line
 
 
 # --- verification codes ---------------------------------------------------------------
