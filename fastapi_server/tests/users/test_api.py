@@ -625,3 +625,12 @@ async def test_login_form_drives_the_docs_authorize_button(client: httpx.AsyncCl
     schemes = schema["components"]["securitySchemes"]
     [oauth2] = [scheme for scheme in schemes.values() if scheme["type"] == "oauth2"]
     assert oauth2["flows"]["password"]["tokenUrl"] == "login"
+
+
+async def test_token_answers_are_never_cached(client: httpx.AsyncClient, ada: User) -> None:
+    logged_in = await login(client, "ada@example.org")
+    token = logged_in.json()["refresh_token"]
+    refreshed = await client.post("/auth/refresh-tokens", json={"token": token})
+    for response in (logged_in, refreshed):
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_server.apps.feature_flags.entitlements import require_flag
@@ -140,11 +140,19 @@ _LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# RFC 6749 5.1: an answer carrying tokens is never stored by a cache.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 async def _login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs, request: Request
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    dbs: DBs,
+    request: Request,
+    response: Response,
 ) -> TokenPairOut:
     await within_rate_limits(request, "login", form.username)
     pair = await core.login(dbs, email=form.username, password=form.password)
+    response.headers.update(_NO_STORE)
     return TokenPairOut(**pair.__dict__)
 
 
@@ -174,10 +182,12 @@ router.add_api_route(
     response_model=TokenPairOut,
     responses={401: error_doc("REFRESH_TOKEN_INVALID")},
 )
-async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
-    """Exchange a refresh token for a new pair. Each refresh token works once; reusing
-    one revokes every token of that login."""
+async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs, response: Response) -> TokenPairOut:
+    """Exchange a refresh token for a new pair. Each refresh token works once: presented
+    again within 10 seconds (two tabs) it gets a fresh pair, later it revokes every
+    token of that login and logs the user out everywhere."""
     pair = await core.refresh_tokens(dbs, refresh_in.token)
+    response.headers.update(_NO_STORE)
     return TokenPairOut(**pair.__dict__)
 
 
