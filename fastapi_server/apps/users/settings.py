@@ -49,6 +49,12 @@ class UsersSettings(BaseSettings):
     # Secrets (HS256). Distinct secrets per purpose: a leaked reset secret cannot mint
     # access tokens. Production refuses empty, short and known placeholder values.
     jwt_secret: str = Field(default=DEV_SECRET, description="Signs access and refresh tokens.")
+    jwt_secret_previous: str = Field(
+        default="",
+        description="The USERS_JWT_SECRET before the last rotation: tokens signed with it "
+        "(their header's kid names it) still verify, so a rotation logs nobody out. "
+        "Empty: none. Remove it once the longest refresh token lifetime has passed.",
+    )
     verification_token_secret: str = Field(
         default=DEV_SECRET, description="Signs verification tokens and the codes' HMACs."
     )
@@ -180,6 +186,8 @@ class UsersSettings(BaseSettings):
     def insecure_secrets(self) -> list[str]:
         """Names of the secrets that are empty, too short or a known placeholder."""
         secrets = self._secrets()
+        if self.jwt_secret_previous:
+            secrets["USERS_JWT_SECRET_PREVIOUS"] = self.jwt_secret_previous
         return [
             name
             for name, value in secrets.items()

@@ -1,16 +1,19 @@
-"""Rate limits kept in PostgreSQL, failures that decay, and a bounded hashing queue."""
+"""Rate limits kept in PostgreSQL, failures that decay, a bounded hashing queue, and a
+JWT secret rotated without logging anyone out."""
 
 from __future__ import annotations
 
 import httpx
+import jwt
 from sqlalchemy import text
 
 from fastapi_server.apps.users import passwords
 from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.tokens import key_id
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.mail import outbox_for
 from fastapi_server.tests.users.conftest import UsersEnv
-from fastapi_server.tests.users.flows import detail, login
+from fastapi_server.tests.users.flows import bearer, detail, login
 
 WRONG = "Wrong-Password-1"
 NEW_PASSWORD = "Another-Strong-Pass-7"
@@ -119,3 +122,20 @@ async def test_ended_windows_are_purged(dbs: Databases) -> None:
     assert await dbs.rate_limits.purge() == 1
     again = await dbs.rate_limits.hit({"test:a": window, "test:b": 3600})
     assert {key: hit.hits for key, hit in again.items()} == {"test:a": 1, "test:b": 2}
+
+
+async def test_a_rotated_jwt_secret_logs_nobody_out_while_it_is_the_previous_one(
+    client: httpx.AsyncClient, ada: User, users_env: UsersEnv
+) -> None:
+    old, new = "o" * 40, "n" * 40
+    users_env(JWT_SECRET=old)
+    pair = (await login(client, "ada@example.org")).json()
+    users_env(JWT_SECRET=new, JWT_SECRET_PREVIOUS=old)  # rotated
+    me = await client.get("/users/user", headers=bearer(pair["access_token"]))
+    assert me.status_code == 200
+    refreshed = await client.post("/auth/refresh-tokens", json={"token": pair["refresh_token"]})
+    assert refreshed.status_code == 200
+    assert jwt.get_unverified_header(refreshed.json()["access_token"])["kid"] == key_id(new)
+    users_env(JWT_SECRET_PREVIOUS="")  # the previous secret retired: its tokens die
+    gone = await client.get("/users/user", headers=bearer(pair["access_token"]))
+    assert gone.status_code == 401
