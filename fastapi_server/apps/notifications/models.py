@@ -98,6 +98,12 @@ class OutboxMessage(AuditMixin, Base):
         ),
         # Recipients are looked up case-insensitively (support, tests): lower(to_email) = ...
         Index("ix_notifications_outbox_to_email", func.lower(to_email)),
+        # The messages whose secrets may expire (the worker checks them at every claim).
+        Index(
+            "ix_notifications_outbox_secrets_expire_on",
+            "secrets_expire_on",
+            postgresql_where=text("secrets IS NOT NULL"),
+        ),
         {
             "comment": "Outgoing email (outbox): rows are written in the transaction that "
             "wants the email and sent by the delivery worker after commit. The id is the "

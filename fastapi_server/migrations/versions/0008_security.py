@@ -73,6 +73,12 @@ def upgrade() -> None:
             "its secrets wiped.",
         ),
     )
+    op.create_index(
+        "ix_notifications_outbox_secrets_expire_on",
+        OUTBOX,
+        ["secrets_expire_on"],
+        postgresql_where=sa.text("secrets IS NOT NULL"),
+    )
     op.create_table(
         COUNTERS,
         sa.Column(
@@ -104,6 +110,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_rate_limit_counters_window_end", table_name=COUNTERS)
     op.drop_table(COUNTERS)
+    op.drop_index("ix_notifications_outbox_secrets_expire_on", table_name=OUTBOX)
     op.drop_column(OUTBOX, "secrets_expire_on")
     op.drop_column(OUTBOX, "secrets")
     op.drop_column("users", "login_failed_on")

@@ -82,10 +82,12 @@ class NotificationsDB:
         return len(result.all())
 
     async def expire_secrets(self) -> int:
-        """Fail the unsent messages whose secrets expired, and wipe those secrets."""
+        """Fail the due messages whose secrets expired, and wipe those secrets (a message
+        a worker is sending right now is left to it)."""
         result = await self.session.execute(
             update(OutboxMessage)
             .where(
+                self._due(),
                 OutboxMessage.secrets_expire_on <= func.now(),
                 OutboxMessage.secrets.is_not(None),
             )
