@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fastapi_server.lib.database_url import to_asyncpg_dsn
@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     db_pool_pre_ping: bool = False
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS.")
+    cors_allow_credentials: bool = Field(
+        default=False,
+        description="Let browsers send cookies and HTTP auth cross-origin. Off: the API "
+        "takes Bearer tokens, which need none. Refused together with a `*` origin.",
+    )
+    docs_enabled: bool = Field(
+        default=True, description="Serve /docs, /redoc and /openapi.json (off: 404)."
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "text", ""] = ""
     telemetry: bool = Field(
@@ -52,6 +60,15 @@ class Settings(BaseSettings):
             return None
         to_asyncpg_dsn(value)  # raises a clear error on a malformed URL
         return value
+
+    @model_validator(mode="after")
+    def _no_credentials_for_any_origin(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origin_list:
+            raise ValueError(
+                "CORS_ALLOW_CREDENTIALS=true with CORS_ORIGINS='*' would let every site "
+                "make credentialed requests: list the origins instead"
+            )
+        return self
 
     @property
     def cors_origin_list(self) -> list[str]:

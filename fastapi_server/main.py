@@ -130,9 +130,38 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+# Sent with every answer: no MIME sniffing of a JSON body into something else, and no
+# Referer header carrying a URL (a reset link's token) to another site.
+_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``_SECURITY_HEADERS`` to every HTTP response (errors included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"].extend(_SECURITY_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.to_detail()})
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": exc.to_detail()},
+        headers=exc.headers() or None,
+    )
 
 
 class _ASCIIJSONResponse(JSONResponse):
@@ -186,6 +215,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="FastAPI platform",
         description="Users, feature flags and notifications, one app per feature.",
         lifespan=lifespan,
+        # DOCS_ENABLED=false: no /docs, /redoc nor /openapi.json (404).
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
         telemetry={
             "tracing": settings.telemetry,
             "metrics": settings.telemetry,
@@ -203,11 +236,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
-            allow_credentials=True,
+            allow_credentials=settings.cors_allow_credentials,
             allow_methods=["*"],
             allow_headers=["*"],
         )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -3,6 +3,13 @@
 from fastapi_server.apps.feature_flags import models as feature_flags_models
 from fastapi_server.apps.notifications import models as notifications_models
 from fastapi_server.apps.users import models as users_models
+from fastapi_server.resources.database import rate_limits as rate_limit_models
 from fastapi_server.resources.database.base import Base
 
-__all__ = ["Base", "feature_flags_models", "notifications_models", "users_models"]
+__all__ = [
+    "Base",
+    "feature_flags_models",
+    "notifications_models",
+    "rate_limit_models",
+    "users_models",
+]

@@ -1,7 +1,12 @@
 """Set a user's password (checked against the password policy) and re-activate the account.
 
 Usage (from the repository root):
-    .venv/bin/python scripts/reset_user_password.py EMAIL NEW_PASSWORD
+    .venv/bin/python scripts/reset_user_password.py EMAIL
+
+The new password is read from the NEW_PASSWORD environment variable (automation),
+otherwise asked twice without echo: never from the command line, where `ps` and the
+shell's history would show it. The old form `reset_user_password.py EMAIL PASSWORD`
+still works, with a warning on stderr.
 
 Every token issued before stops working, failed logins and lockout are cleared, and
 the user gets a "your password was changed" email. Uses DATABASE_URL when set, else
@@ -10,28 +15,64 @@ and exits 1 with nothing changed.
 """
 
 import argparse
+import getpass
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastapi_server.apps.users import core
-from init.script import ScriptContext, run_script  # E402 is allowed in scripts/
+from init.script import ScriptContext, ScriptError, run_script  # E402 is allowed in scripts/
+
+PASSWORD_VARIABLE = "NEW_PASSWORD"  # noqa: S105 -- a variable name
+password = ""  # read before the database is opened: no transaction waits on a person
 
 parser = argparse.ArgumentParser(
-    description="Set a user's password (policy checked) and re-activate the account."
+    description="Set a user's password (policy checked) and re-activate the account. "
+    f"The password comes from ${PASSWORD_VARIABLE}, else it is asked without echo."
 )
 parser.add_argument("email", help="the account's email (case does not matter)")
 parser.add_argument(
-    "password",
+    "legacy_password",
+    nargs="?",
     metavar="NEW_PASSWORD",
-    help="8-128 characters with upper and lower case, a digit and a special character",
+    help=f"deprecated (visible to other users in `ps`): use ${PASSWORD_VARIABLE} or the prompt",
 )
 
 
+def read_password(legacy: str | None) -> str:
+    """NEW_PASSWORD when set, else the deprecated argument (with a warning), else asked
+    twice on the terminal without echo."""
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password:
+        return password
+    if legacy:
+        print(
+            f"warning: a password on the command line is visible to other users; "
+            f"set {PASSWORD_VARIABLE} or answer the prompt instead",
+            file=sys.stderr,
+        )
+        return legacy
+    try:
+        first = getpass.getpass("New password: ")
+        second = getpass.getpass("New password (again): ")
+    except EOFError as exc:
+        raise ScriptError(f"no password: set {PASSWORD_VARIABLE} or run in a terminal") from exc
+    if first != second:
+        raise ScriptError("the passwords do not match")
+    return first
+
+
 async def action(ctx: ScriptContext) -> str:
-    user = await core.set_password(ctx.dbs, ctx.args.email, ctx.args.password)
+    user = await core.set_password(ctx.dbs, ctx.args.email, password)
     return f"password of {user.email} changed; account active, earlier tokens revoked"
 
 
 if __name__ == "__main__":
+    arguments = parser.parse_args()  # --help and usage errors come before any prompt
+    try:
+        password = read_password(arguments.legacy_password)
+    except (ScriptError, KeyboardInterrupt) as exc:
+        print(f"error: {exc or 'interrupted'}; nothing was changed", file=sys.stderr)
+        sys.exit(1)
     run_script(parser, action)

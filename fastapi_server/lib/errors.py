@@ -29,6 +29,11 @@ class AppError(Exception):
         """The body's ``detail`` object."""
         return {"code": self.code, "message": self.detail_message, **self.extra}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers of the answer: ``Retry-After`` when the error says when to retry."""
+        retry_after = self.extra.get("retry_after")
+        return {} if retry_after is None else {"Retry-After": str(retry_after)}
+
 
 def error_doc(description: str) -> dict[str, Any]:
     """An entry of an endpoint's ``responses=``: how ``/docs`` describes an error status."""

@@ -60,11 +60,27 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_LINE_BREAKS = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r"})
+
+
+def one_line(value: object) -> str:
+    """``value`` as text with line breaks (and backslashes) escaped: whatever a client
+    typed, it cannot start a line of its own that looks like another log entry."""
+    return str(value).translate(_LINE_BREAKS)
+
+
 class TextFormatter(logging.Formatter):
-    """``time level logger message key=value ...`` for a person reading a terminal."""
+    """``time level logger message key=value ...`` for a person reading a terminal.
+
+    The message and the values are escaped (``one_line``); a traceback follows on lines
+    of its own."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 -- logging's name
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -73,7 +89,7 @@ class TextFormatter(logging.Formatter):
         if request_id:
             extras["request_id"] = request_id
         if extras:
-            line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
+            line += " " + " ".join(f"{key}={one_line(value)}" for key, value in extras.items())
         return line
 
 

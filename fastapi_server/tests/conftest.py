@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -120,6 +121,12 @@ class _InTestTransaction(Database):
 
     def request_scope(self, read_only: bool) -> RequestScope:
         return _TestTransactionScope(self.test_session)
+
+    @asynccontextmanager
+    async def bookkeeping(self) -> AsyncIterator[AsyncSession]:
+        """Committed at once, like the real one, but into the test's transaction."""
+        yield self.test_session
+        await self.test_session.commit()
 
 
 class _TestTransactionScope(WriteScope):

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 # Public: other apps check an address with ``notifications.checked_address`` too.
 from fastapi_server.apps.notifications.addresses import checked_address as checked_address
 from fastapi_server.apps.notifications.models import OutboxMessage, OutboxStatus
-from fastapi_server.apps.notifications.rendering import one_line, render
+from fastapi_server.apps.notifications.rendering import (
+    fill_secrets,
+    one_line,
+    render,
+    secret_keys,
+)
 from fastapi_server.apps.notifications.schemas import ClaimedMessage, RequeueResult
 from fastapi_server.apps.notifications.settings import (
     NotificationsSettings,
@@ -40,8 +46,8 @@ def _template_defaults(settings: NotificationsSettings) -> dict[str, Any]:
     return {
         "app_name": settings.app_name,
         "app_url": get_settings().app_url,
-        "login_url": app_link("/login"),
-        "forgot_password_url": app_link("/forgot-password"),
+        "login_url": app_link(settings.login_path),
+        "forgot_password_url": app_link(settings.forgot_password_path),
     }
 
 
@@ -52,18 +58,24 @@ async def enqueue(
     to_email: str,
     to_name: str = "",
     context: dict[str, Any],
+    secrets_lifetime_seconds: int | None = None,
 ) -> uuid.UUID:
     """Render ``template`` and queue it for ``to_email`` in the caller's transaction.
 
     Returns the message id (also its Message-ID). The message is sent only once the
     caller's transaction commits; a rollback drops it. Unknown template, missing context
     or a malformed address -> ValueError (a programming error).
+
+    The template's secret values (a code, a reset link) stay out of the rendered bodies:
+    they are kept in ``secrets`` until the message is sent or fails, and at most
+    ``secrets_lifetime_seconds`` (the secret's own lifetime), then wiped.
     """
     settings = get_notifications_settings()
     address = checked_address(to_email)
     rendered = render(
         template, context, _template_defaults(settings), settings.subjects.get(template)
     )
+    secrets = {key: str(context[key]) for key in secret_keys(template)}
     message = OutboxMessage(
         template=template,
         to_email=address,
@@ -71,6 +83,12 @@ async def enqueue(
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,
+        secrets=secrets or None,
+        secrets_expire_on=(
+            datetime.now(UTC) + timedelta(seconds=secrets_lifetime_seconds)
+            if secrets and secrets_lifetime_seconds is not None
+            else None
+        ),
     )
     message_id = await dbs.notifications.add(message)
     await dbs.notifications.notify_workers()
@@ -78,13 +96,15 @@ async def enqueue(
 
 
 def _claimed(message: OutboxMessage) -> ClaimedMessage:
+    """What the worker sends: the stored bodies with their secrets filled in."""
+    secrets = message.secrets or {}
     return ClaimedMessage(
         id=message.id,
         to_email=message.to_email,
         to_name=message.to_name,
         subject=message.subject,
-        body_text=message.body_text,
-        body_html=message.body_html,
+        body_text=fill_secrets(message.body_text, secrets, html=False),
+        body_html=fill_secrets(message.body_html, secrets, html=True),
         attempts=message.attempts,
     )
 
@@ -94,6 +114,7 @@ async def claim_due(
 ) -> list[ClaimedMessage]:
     """Lease up to a batch of due messages to ``worker`` (SKIP LOCKED: never twice)."""
     await dbs.notifications.fail_expired(settings.max_attempts)
+    await dbs.notifications.expire_secrets()
     claimed = await dbs.notifications.claim_due(
         limit=settings.batch_size,
         lease_seconds=settings.lease_seconds,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import CheckConstraint, DateTime, Index, Integer, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fastapi_server.lib.ids import uuid7
@@ -77,6 +79,17 @@ class OutboxMessage(AuditMixin, Base):
         DateTime(timezone=True), comment="When the mail server accepted the message."
     )
 
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB(none_as_null=True),
+        comment="Secret values (codes, reset links) the worker fills into the bodies' "
+        "placeholders at send time; NULL once sent, failed or expired.",
+    )
+    secrets_expire_on: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="When the secrets stop working: the message is then failed unsent and "
+        "its secrets wiped.",
+    )
+
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
@@ -85,6 +98,12 @@ class OutboxMessage(AuditMixin, Base):
         ),
         # Recipients are looked up case-insensitively (support, tests): lower(to_email) = ...
         Index("ix_notifications_outbox_to_email", func.lower(to_email)),
+        # The messages whose secrets may expire (the worker checks them at every claim).
+        Index(
+            "ix_notifications_outbox_secrets_expire_on",
+            "secrets_expire_on",
+            postgresql_where=text("secrets IS NOT NULL"),
+        ),
         {
             "comment": "Outgoing email (outbox): rows are written in the transaction that "
             "wants the email and sent by the delivery worker after commit. The id is the "

@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, meta, select_autoescape
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from markupsafe import escape
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -34,6 +35,9 @@ class EmailTemplate:
     name: str
     subject: str
     required: tuple[str, ...]
+    # Context keys whose values are secrets (a code, a link with a token): rendered as
+    # placeholders, kept apart in the outbox and filled in at send time (``fill_secrets``).
+    secret: tuple[str, ...] = ()
 
 
 TEMPLATES: dict[str, EmailTemplate] = {
@@ -41,14 +45,21 @@ TEMPLATES: dict[str, EmailTemplate] = {
     for template in (
         EmailTemplate(
             "registration_code",
-            "Your {{ app_name }} verification code: {{ code }}",
+            "Your {{ app_name }} verification code",
             ("first_name", "code", "expires_minutes"),
+            secret=("code",),
         ),
         EmailTemplate("welcome", "Welcome to {{ app_name }}", ("first_name",)),
+        EmailTemplate(
+            "registration_attempt",
+            "Someone tried to register at {{ app_name }} with your address",
+            ("first_name",),
+        ),
         EmailTemplate(
             "reset_password",
             "Reset your {{ app_name }} password",
             ("first_name", "reset_url", "expires_minutes"),
+            secret=("reset_url",),
         ),
         EmailTemplate(
             "password_changed", "Your {{ app_name }} password was changed", ("first_name",)
@@ -94,6 +105,23 @@ def one_line(value: str, max_length: int = 500) -> str:
     return _HEADER_UNSAFE.sub(" ", value).strip()[:max_length]
 
 
+def secret_keys(name: str) -> tuple[str, ...]:
+    """The context keys of template ``name`` that hold secrets."""
+    return _template(name).secret
+
+
+def placeholder(key: str) -> str:
+    """What a secret's value is rendered as (unchanged by HTML escaping)."""
+    return f"[[secret:{key}]]"
+
+
+def fill_secrets(body: str, secrets: dict[str, str], *, html: bool) -> str:
+    """``body`` with each secret's placeholder replaced by its value (escaped for HTML)."""
+    for key, value in secrets.items():
+        body = body.replace(placeholder(key), str(escape(value)) if html else value)
+    return body
+
+
 def _template(name: str) -> EmailTemplate:
     template = TEMPLATES.get(name)
     if template is None:
@@ -119,9 +147,10 @@ def check_subject(name: str, subject: str) -> None:
         used = meta.find_undeclared_variables(_environment.parse(subject))
     except TemplateSyntaxError as exc:
         raise ValueError(f"the subject of {name!r} is not a valid template: {exc}") from exc
-    unknown = sorted(used - set(template.required) - set(DEFAULT_CONTEXT))
+    allowed = set(template.required) - set(template.secret)
+    unknown = sorted(used - allowed - set(DEFAULT_CONTEXT))
     if unknown:
-        available = sorted({*template.required, *DEFAULT_CONTEXT})
+        available = sorted({*allowed, *DEFAULT_CONTEXT})
         raise ValueError(f"the subject of {name!r} uses {unknown}; it may use {available}")
 
 
@@ -133,6 +162,9 @@ def render(
 ) -> RenderedEmail:
     """Render template ``name``; ``defaults`` (app_name, app_url, ...) yield to ``context``.
 
+    The template's secret keys are rendered as placeholders (``placeholder``), whatever
+    ``context`` holds for them: the stored bodies carry no secret (``fill_secrets``).
+
     ``subject`` (a Jinja string, from settings) replaces the template's default subject.
     Unknown template or missing context -> ValueError (a programming error of the caller).
     """
@@ -140,7 +172,7 @@ def render(
     missing = [key for key in template.required if key not in context]
     if missing:
         raise ValueError(f"email template {name!r} needs context {missing}")
-    values = {**defaults, **context}
+    values = {**defaults, **context, **{key: placeholder(key) for key in template.secret}}
     try:
         subject = _subject_template(subject or template.subject).render(values)
         text = _environment.get_template(f"{name}.txt").render(values)

@@ -49,6 +49,14 @@ class NotificationsSettings(BaseSettings):
         description="Subject per template, replacing the default: a JSON object such as "
         '{"welcome": "Welcome aboard, {{ first_name }}"} (Jinja, one line).',
     )
+    login_path: str = Field(
+        default="/login", description="Front end's login page (under APP_URL), linked from emails."
+    )
+    forgot_password_path: str = Field(
+        default="/forgot-password",
+        description="Front end's page that asks for a reset link (under APP_URL), linked "
+        "from emails.",
+    )
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)

@@ -16,7 +16,9 @@ from fastapi.security import OAuth2PasswordBearer
 from fastapi_server.apps.users import core
 from fastapi_server.apps.users.errors import NotAuthenticated, NotSuperuser
 from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.settings import UsersSettings, get_users_settings
 from fastapi_server.resources.http import DBs
+from fastapi_server.resources.rate_limits import Limit, client_ip, enforce
 
 # tokenUrl makes /docs "Authorize" log in through POST /login.
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
@@ -76,3 +78,36 @@ async def require_superuser(user: CurrentUser) -> User:
 
 
 Superuser = Annotated[User, Depends(require_superuser)]
+
+
+# What each rate-limited action counts besides the client IP: its email (or, for
+# verify, the account its token names), per minute or per hour.
+_MINUTE, _HOUR = 60, 3600
+
+
+def _subject_limit(action: str, settings: UsersSettings) -> Limit:
+    per_subject = {
+        "login": Limit(settings.rate_limit_login_per_email, _MINUTE),
+        "register": Limit(settings.rate_limit_register_per_email, _HOUR),
+        "verify": Limit(settings.rate_limit_verify_per_account, _MINUTE),
+        "request-verification": Limit(settings.rate_limit_emails_per_address, _HOUR),
+        "forgot-password": Limit(settings.rate_limit_emails_per_address, _HOUR),
+    }
+    return per_subject[action]
+
+
+async def within_rate_limits(request: Request, action: str, subject: str | None) -> None:
+    """429 ``RATE_LIMITED`` (with ``Retry-After``) when this client IP, or ``subject``
+    (an email, counted under a keyed hash of it), made too many ``action`` requests.
+
+    Every request counts, whatever its outcome or whether the email has an account,
+    so the answer tells nothing about accounts.
+    """
+    settings = get_users_settings()
+    if not settings.rate_limits_enabled:
+        return
+    per_ip = Limit(settings.rate_limit_per_ip, settings.rate_limit_ip_window_seconds)
+    limits = {f"{action}:ip:{client_ip(request)}": per_ip}
+    if subject:
+        limits[f"{action}:subject:{core.pseudonym(subject)}"] = _subject_limit(action, settings)
+    await enforce(request, limits)

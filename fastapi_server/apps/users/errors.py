@@ -27,12 +27,6 @@ class NotSuperuser(AppError):
     message = "Only superusers may do this."
 
 
-class UserAlreadyExists(AppError):
-    code = "REGISTER_USER_ALREADY_EXISTS"
-    status_code = 400
-    message = "A verified account already uses this email."
-
-
 class RegisterInvalidPassword(AppError):
     code = "REGISTER_INVALID_PASSWORD"
     status_code = 400
@@ -51,6 +45,12 @@ class VerifyBadToken(KeepsChanges):
     message = "The verification token or code is wrong, expired or already used."
 
 
+class VerifyInvalidPassword(AppError):
+    code = "VERIFY_INVALID_PASSWORD"
+    status_code = 400
+    message = "The password does not meet the password policy."
+
+
 class VerifyAlreadyVerified(AppError):
     code = "VERIFY_USER_ALREADY_VERIFIED"
     status_code = 400
@@ -58,6 +58,8 @@ class VerifyAlreadyVerified(AppError):
 
 
 class VerifyTooManyRequests(AppError):
+    """Raised with ``retry_after`` (seconds)."""
+
     code = "VERIFY_TOO_MANY_REQUESTS"
     status_code = 429
     message = "Too many verification codes were requested; try again later."
@@ -119,3 +121,11 @@ class InvalidEmail(AppError):
     code = "INVALID_EMAIL"
     status_code = 400
     message = "Not a valid email address."
+
+
+class HashingBusy(AppError):
+    """Every password hashing turn stayed taken for USERS_HASHING_QUEUE_TIMEOUT_SECONDS."""
+
+    code = "HASHING_BUSY"
+    status_code = 503
+    message = "The server is busy checking passwords; try again shortly."

@@ -19,13 +19,28 @@ class InsecureSecrets(RuntimeError):
 
 
 def check_secrets(env: str, settings: UsersSettings) -> None:
-    """Raise ``InsecureSecrets`` in production when a token secret is not a real one."""
+    """Raise ``InsecureSecrets`` in production when a token secret is not a real one,
+    when two of them are the same, or when a dev switch would hand secrets to clients."""
+    if env != "production":
+        return
     bad = settings.insecure_secrets()
-    if env == "production" and bad:
+    if bad:
         raise InsecureSecrets(
             f"refusing to start with ENV=production: {', '.join(bad)} must be set to a "
             'random value of at least 32 characters (e.g. `python -c "import secrets; '
             'print(secrets.token_urlsafe(48))"`), not empty or a placeholder'
+        )
+    if settings.shared_secrets():
+        raise InsecureSecrets(
+            "refusing to start with ENV=production: USERS_JWT_SECRET, "
+            "USERS_VERIFICATION_TOKEN_SECRET and USERS_RESET_PASSWORD_TOKEN_SECRET must "
+            f"differ from each other ({' = '.join(settings.shared_secrets())})"
+        )
+    switches = settings.dev_switches_on()
+    if switches:
+        raise InsecureSecrets(
+            f"refusing to start with ENV=production: {', '.join(switches)} must be off "
+            "(they hand verification codes or reset tokens to whoever asks)"
         )
 
 

@@ -82,6 +82,17 @@ class User(AuditMixin, Base):
     verified_on: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="When the email was verified."
     )
+    registration_contested_on: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="When someone registered this still unverified address again with "
+        "another password; verification then keeps no password the verifier did not "
+        "type. NULL: uncontested (or verified).",
+    )
+    login_failed_on: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="Last failed login; failures older than USERS_LOGIN_FAILURE_DECAY_SECONDS "
+        "no longer count.",
+    )
     deactivated_on: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True),
         comment="When is_active last became false (set by a trigger); NULL while active.",
@@ -151,6 +162,12 @@ class VerificationCode(AuditMixin, Base):
     )
     expires_on: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), comment="When the code expires (10 minutes at most)."
+    )
+    keeps_password: Mapped[bool] = mapped_column(
+        Boolean,
+        server_default=text("true"),
+        comment="False when the account's registration was contested as the code was "
+        "requested: verifying with it keeps no password the verifier did not type.",
     )
     attempts: Mapped[int] = mapped_column(
         Integer, server_default=text("0"), comment="Wrong codes tried so far."

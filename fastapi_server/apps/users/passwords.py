@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import string
 import sys
@@ -25,6 +26,7 @@ from weakref import WeakKeyDictionary
 from passlib.context import CryptContext
 from passlib.utils import MAX_PASSWORD_SIZE
 
+from fastapi_server.apps.users.errors import HashingBusy
 from fastapi_server.apps.users.settings import UsersSettings, get_users_settings
 
 MAX_LENGTH = 128
@@ -32,6 +34,9 @@ BCRYPT_MAX_BYTES = 72  # what bcrypt (and the old system) ever looked at
 MAX_PASSWORD_BYTES = MAX_PASSWORD_SIZE  # passlib refuses longer (PasswordSizeError)
 _STAND_IN = "stand-in for a password no hash can match"
 _SPECIAL = set(string.punctuation) | {" "}
+# Starts the stored value of an account without a usable password (a contested
+# registration, verified before its owner chose one): no password matches it.
+UNUSABLE_PREFIX = "!unusable:"
 
 
 @lru_cache
@@ -86,17 +91,27 @@ _turns: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore
 
 @asynccontextmanager
 async def hashing_turn() -> AsyncIterator[None]:
-    """Wait until one of the ``USERS_HASHING_THREADS`` hashing threads is ours.
+    """Wait until one of the ``USERS_HASHING_THREADS`` hashing threads is ours, at most
+    ``USERS_HASHING_QUEUE_TIMEOUT_SECONDS``: past it, ``HashingBusy`` (503), so a storm
+    of logins is answered rather than queued without end.
 
     Take it before the first query of anything that hashes: the wait for a hashing
     thread then happens without a database connection, so a burst of logins cannot
     empty the pool for other requests. Holders hash one password at a time.
     """
-    threads = get_users_settings().hashing_threads
+    settings = get_users_settings()
+    threads = settings.hashing_threads
     per_count = _turns.setdefault(asyncio.get_running_loop(), {})
     semaphore = per_count.setdefault(threads, asyncio.Semaphore(threads))
-    async with semaphore:
+    try:
+        async with asyncio.timeout(settings.hashing_queue_timeout_seconds):
+            await semaphore.acquire()
+    except TimeoutError:
+        raise HashingBusy(retry_after=math.ceil(settings.hashing_queue_timeout_seconds)) from None
+    try:
         yield
+    finally:
+        semaphore.release()
 
 
 def hash_password_sync(password: str) -> str:
@@ -132,6 +147,9 @@ def verify_password_sync(password: str, hashed: str) -> tuple[bool, str | None]:
     does not match after the same work: a stand-in is verified against ``hashed``.
     """
     context = crypt_context()
+    if hashed.startswith(UNUSABLE_PREFIX):
+        context.verify(_STAND_IN, dummy_hash())  # the work of a real verify
+        return False, None
     try:
         scheme = context.identify(hashed)
     except ValueError:

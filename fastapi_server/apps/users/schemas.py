@@ -63,6 +63,13 @@ class VerificationTokenOut(BaseModel):
 class VerifyIn(BaseModel):
     token: Token
     registration_code: Annotated[str, Field(max_length=32, examples=["042137"])]
+    password: PasswordField | None = Field(
+        default=None,
+        description="Optional: the account's password from now on. Without it, the "
+        "account keeps the password typed at registration, unless the address was "
+        "registered again with another one: then it gets none, and a link to set one "
+        "is emailed.",
+    )
 
 
 class Verified(BaseModel):

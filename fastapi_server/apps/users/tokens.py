@@ -50,6 +50,34 @@ class IssuedToken:
     lifetime_seconds: int
 
 
+def key_id(secret: str) -> str:
+    """The ``kid`` header of tokens signed with ``secret``: 8 hex of its SHA-256, which
+    names the key without revealing it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def _secret_for_token(kind: TokenKind, token: str, settings: UsersSettings) -> str:
+    """The secret that must have signed ``token`` (``_pick``); only access and refresh
+    tokens may name USERS_JWT_SECRET_PREVIOUS."""
+    signs_sessions = kind in (TokenKind.ACCESS, TokenKind.REFRESH)
+    previous = settings.jwt_secret_previous if signs_sessions else ""
+    return _pick(token, _secret(kind, settings), previous)
+
+
+def _pick(token: str, current: str, previous: str) -> str:
+    """``current`` when the token's ``kid`` names it (or it has none: tokens from before
+    key ids), ``previous`` when it names that one; ``InvalidToken`` otherwise."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if kid is None or kid == key_id(current):
+        return current
+    if previous and kid == key_id(previous):
+        return previous
+    raise InvalidToken("unknown key id")
+
+
 def _secret(kind: TokenKind, settings: UsersSettings) -> str:
     if kind is TokenKind.VERIFICATION:
         return settings.verification_token_secret
@@ -89,7 +117,8 @@ def encode(
         "iat": now,
         "exp": now + timedelta(seconds=lifetime),
     }
-    token = jwt.encode(payload, _secret(kind, settings), algorithm=ALGORITHM)
+    secret = _secret(kind, settings)
+    token = jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"kid": key_id(secret)})
     return IssuedToken(token, lifetime)
 
 
@@ -103,8 +132,8 @@ def decode(kind: TokenKind, token: str, *, settings: UsersSettings | None = None
     """
     settings = settings or get_users_settings()
     if kind is not TokenKind.ACCESS:
-        return _verified_claims(kind, token, _secret(kind, settings))
-    claims = _verified_access_claims(token, settings.jwt_secret)
+        return _verified_claims(kind, token, _secret_for_token(kind, token, settings))
+    claims = _verified_access_claims(token, settings.jwt_secret, settings.jwt_secret_previous)
     if claims["exp"] <= time.time():  # as PyJWT decides it, without leeway
         raise InvalidToken("Signature has expired")
     return dict(claims)  # the caller's own copy
@@ -114,9 +143,9 @@ VERIFIED_ACCESS_TOKENS = 2048
 
 
 @functools.lru_cache(maxsize=VERIFIED_ACCESS_TOKENS)
-def _verified_access_claims(token: str, secret: str) -> dict[str, Any]:
-    """Only successes are remembered (a raised error is not), keyed by the secret too."""
-    return _verified_claims(TokenKind.ACCESS, token, secret)
+def _verified_access_claims(token: str, secret: str, previous: str) -> dict[str, Any]:
+    """Only successes are remembered (a raised error is not), keyed by the secrets too."""
+    return _verified_claims(TokenKind.ACCESS, token, _pick(token, secret, previous))
 
 
 def _verified_claims(kind: TokenKind, token: str, secret: str) -> dict[str, Any]:
@@ -148,3 +177,11 @@ def code_hmac(code_id: uuid.UUID, code: str, *, settings: UsersSettings | None =
     settings = settings or get_users_settings()
     key = settings.verification_token_secret.encode()
     return hmac.new(key, f"{code_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def pseudonym(value: str, *, settings: UsersSettings | None = None) -> str:
+    """A keyed hash (32 hex) of ``value`` ignoring case: names an email in logs and rate
+    limit counters without revealing it to their readers (keyed by USERS_JWT_SECRET)."""
+    settings = settings or get_users_settings()
+    key = hmac.new(settings.jwt_secret.encode(), b"pseudonym", hashlib.sha256).digest()
+    return hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:32]

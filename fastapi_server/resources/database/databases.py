@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fastapi_server.apps.feature_flags.database.postgres import FeatureFlagsDB
 from fastapi_server.apps.notifications.database.postgres import NotificationsDB
 from fastapi_server.apps.users.database.postgres import UsersDB
+from fastapi_server.resources.database.rate_limits import RateLimitsDB
 
 
 class Databases:
@@ -28,3 +29,7 @@ class Databases:
     @cached_property
     def notifications(self) -> NotificationsDB:
         return NotificationsDB(self.session)
+
+    @cached_property
+    def rate_limits(self) -> RateLimitsDB:
+        return RateLimitsDB(self.session)

@@ -213,6 +213,14 @@ class Database:
             async with session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def bookkeeping(self) -> AsyncIterator[AsyncSession]:
+        """A short transaction apart from the request's, committed at once: for counts
+        that must hold whatever the request then does (rate limits), taken before the
+        request's own work, so it holds no connection while that work waits."""
+        async with self.transaction() as session:
+            yield session
+
     def request_scope(self, read_only: bool) -> RequestScope:
         """A request's database access (``resources/http.py``): a ``ReadScope`` for a
         read-only request, else a ``WriteScope``. Nothing is checked out until used."""

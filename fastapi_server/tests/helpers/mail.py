@@ -29,6 +29,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from fastapi_server.apps.notifications.rendering import fill_secrets
 from fastapi_server.apps.notifications.schemas import OutboxMessageView
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.processes import free_port
@@ -186,6 +187,18 @@ def html_body(message: EmailMessage) -> str:
 
 
 async def outbox_for(dbs: Databases, to_email: str) -> list[OutboxMessageView]:
-    """Messages queued for ``to_email`` on this session (rendered subject, bodies), oldest first."""
+    """Messages queued for ``to_email`` on this session, oldest first, as the worker sends
+    them: secrets (codes, reset links) filled into the stored bodies."""
     rows = await dbs.notifications.for_recipient(to_email)
-    return [OutboxMessageView.model_validate(row) for row in rows]
+    views = []
+    for row in rows:
+        secrets = row.secrets or {}
+        views.append(
+            OutboxMessageView.model_validate(row).model_copy(
+                update={
+                    "body_text": fill_secrets(row.body_text, secrets, html=False),
+                    "body_html": fill_secrets(row.body_html, secrets, html=True),
+                }
+            )
+        )
+    return views

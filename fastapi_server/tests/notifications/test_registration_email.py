@@ -51,7 +51,7 @@ async def test_registration_flow_driven_only_by_the_emailed_code(
     token = requested.json()["verification_token"]
 
     code_email = await smtp.wait_for(email)
-    assert code_email["To"] == "Grace Hopper <grace@example.com>"
+    assert code_email["To"] == "grace@example.com"  # no name typed by the registrant
     match = re.search(r"verification code is: (\d{6})", text_body(code_email))
     assert match, text_body(code_email)
     code = match.group(1)

@@ -211,7 +211,7 @@ async def test_console_transport_logs_the_whole_message(
         assert await worker.deliver_due() == 1
     logged = caplog.text
     assert "To: Ada <dev@example.com>" in logged
-    assert "Subject: Your FastAPI platform verification code: 424242" in logged
+    assert "Subject: Your FastAPI platform verification code\n" in logged  # no code in it
     assert "Your verification code is: 424242" in logged
 
 

@@ -200,6 +200,22 @@ async def test_production_refuses_to_start_with_each_placeholder_secret(
     assert _named(await _refusal(settings)) == [name]
 
 
+async def test_production_refuses_two_token_secrets_alike(
+    settings: Settings, users_env: UsersEnv
+) -> None:
+    users_env(**{**REAL_SECRETS, "RESET_PASSWORD_TOKEN_SECRET": REAL_SECRETS["JWT_SECRET"]})
+    refusal = await _refusal(settings)
+    assert "(USERS_JWT_SECRET = USERS_RESET_PASSWORD_TOKEN_SECRET)" in refusal
+
+
+@pytest.mark.parametrize("switch", ["RETURN_VERIFICATION_TOKENS", "RETURN_FORGOT_PASSWORD_TOKEN"])
+async def test_production_refuses_the_dev_switches_that_hand_out_secrets(
+    settings: Settings, users_env: UsersEnv, switch: str
+) -> None:
+    users_env(**REAL_SECRETS, **{switch: "1"})
+    assert f"USERS_{switch}" in await _refusal(settings)
+
+
 async def test_production_names_every_secret_left_at_its_default(
     settings: Settings, users_env: UsersEnv
 ) -> None:
@@ -335,7 +351,8 @@ async def test_the_lock_is_capped_at_a_day_and_a_success_resets_the_count(
 ) -> None:
     ada_id = ada.id
     await dbs.session.execute(
-        text("UPDATE users SET login_failed_count = 5000 WHERE id = :id"), {"id": ada_id}
+        text("UPDATE users SET login_failed_count = 5000, login_failed_on = now() WHERE id = :id"),
+        {"id": ada_id},
     )
     await dbs.session.commit()
     await login(client, "ada@example.org", WRONG)
@@ -380,10 +397,32 @@ async def test_every_login_attempt_is_logged_without_the_password(
     ]
     assert ("login succeeded", "ada@example.org", None) in attempts
     assert ("login failed", "ada@example.org", "bad_password") in attempts
-    assert ("login failed", "nobody@example.org", "unknown_email") in attempts
+    assert ("login failed", None, "unknown_email") in attempts
     logged = " ".join(str(vars(r)) for r in caplog.records)
     assert STRONG_PASSWORD not in logged
     assert WRONG not in logged
+
+
+async def test_an_unknown_username_is_logged_as_a_keyed_hash_only(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fastapi_server.apps.users")
+    typed = "My-Password-In-The-Username-Field-9"  # a classic slip
+    await login(client, typed, WRONG)
+    [record] = [r for r in caplog.records if getattr(r, "reason", None) == "unknown_email"]
+    assert getattr(record, "email_hash", None) == core.pseudonym(typed)
+    assert typed not in " ".join(str(vars(r)) for r in caplog.records)
+
+
+def test_text_logs_escape_line_breaks() -> None:
+    from fastapi_server.lib.logging import TextFormatter
+
+    record = logging.LogRecord("x", logging.WARNING, "", 0, "got %s", ("a\nFAKE b",), None)
+    record.email = "c\r\nFAKE d"
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "a\\nFAKE b" in line
 
 
 # --- verification codes ---------------------------------------------------------------
@@ -437,7 +476,8 @@ async def test_wrong_attempts_are_capped(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.usefixtures("dev_codes")
-async def test_codes_per_hour_are_capped(client: httpx.AsyncClient) -> None:
+async def test_codes_per_hour_are_capped(client: httpx.AsyncClient, users_env: UsersEnv) -> None:
+    users_env(RATE_LIMIT_EMAILS_PER_ADDRESS="100")  # the account's own cap is under test
     await register(client, "grace@example.org")
     for _ in range(5):
         await request_code(client, "grace@example.org")
@@ -446,24 +486,6 @@ async def test_codes_per_hour_are_capped(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 429
     assert detail(response)["code"] == "VERIFY_TOO_MANY_REQUESTS"
-
-
-@pytest.mark.usefixtures("dev_codes")
-async def test_pre_registering_a_victims_email_keeps_no_password_of_the_attacker(
-    client: httpx.AsyncClient, dbs: Databases
-) -> None:
-    attacker_password, victim_password = "Attacker-Pass-77", "Victim-Pass-88!"
-    await register(client, "victim@example.org", password=attacker_password, first_name="Evil")
-    attacker_token, code_for_attacker = await request_code(client, "victim@example.org")
-    # The victim registers (new password), and the code sent under the old one dies.
-    await register(client, "victim@example.org", password=victim_password, first_name="Vic")
-    stale = await verify(client, attacker_token, code_for_attacker)
-    assert detail(stale)["reason"] == "PASSWORD_CHANGED"
-
-    token, code = await request_code(client, "victim@example.org")
-    assert (await verify(client, token, code)).status_code == 200
-    assert (await login(client, "victim@example.org", attacker_password)).status_code == 400
-    assert (await login(client, "victim@example.org", victim_password)).status_code == 200
 
 
 @pytest.mark.usefixtures("dev_codes")

@@ -16,27 +16,25 @@ async def test_an_email_is_found_whatever_its_case(dbs: Databases) -> None:
     assert await dbs.users.get_by_email("ada@example.org") is None
 
 
-async def test_registering_again_replaces_an_unverified_user_but_never_a_verified_one(
+async def test_inserting_an_unverified_user_never_touches_an_existing_account(
     dbs: Databases,
 ) -> None:
     values = {"first_name": "Ada", "last_name": "L", "hashed_password": "h1"}
-    first = await dbs.users.register_unverified(email="new@example.org", **values)
-    again = await dbs.users.register_unverified(
+    first = await dbs.users.insert_unverified(email="new@example.org", **values)
+    assert first is not None
+    again = await dbs.users.insert_unverified(
         email="NEW@example.org", first_name="Augusta", last_name="King", hashed_password="h2"
     )
-    assert first is not None
-    assert again == first  # one row, its names, password and token version replaced
+    assert again is None  # the email (in any case) has an account already
     user = await dbs.users.get(first)
     assert user is not None
-    assert (user.first_name, user.hashed_password, user.token_version) == ("Augusta", "h2", 1)
-    verified = await make_user(dbs, email="taken@example.org")
-    assert await dbs.users.register_unverified(email=verified.email, **values) is None
+    assert (user.first_name, user.hashed_password, user.token_version) == ("Ada", "h1", 0)
 
 
 async def test_failures_lock_from_the_limit_on_doubling_up_to_the_cap(dbs: Databases) -> None:
     user = await make_user(dbs)
     now = await dbs.users.now()
-    limits = {"max_failures": 2, "lockout_seconds": 10, "cap_seconds": 15}
+    limits = {"max_failures": 2, "lockout_seconds": 10, "cap_seconds": 15, "decay_seconds": 900}
     first = await dbs.users.record_login_failure(user.id, **limits)
     second = await dbs.users.record_login_failure(user.id, **limits)
     third = await dbs.users.record_login_failure(user.id, **limits)

@@ -105,13 +105,18 @@ async def test_reset_user_password_checks_the_policy_and_reactivates(
 ) -> None:
     before = await _row(engine, locked_user)
     assert before is not None
-    weak = run_script("reset_user_password.py", locked_user, "password")
+    weak = run_script("reset_user_password.py", locked_user, env={"NEW_PASSWORD": "password"})
     assert "NO_UPPERCASE" in _one_error_line(weak)
-    unknown = run_script("reset_user_password.py", "nobody@example.org", NEW_PASSWORD)
+    unknown = run_script(
+        "reset_user_password.py", "nobody@example.org", env={"NEW_PASSWORD": NEW_PASSWORD}
+    )
     assert "nobody@example.org" in _one_error_line(unknown)
+    no_terminal = run_script("reset_user_password.py", locked_user, input="")  # no prompt answer
+    assert no_terminal.returncode == 1
+    assert "error: no password: set NEW_PASSWORD" in no_terminal.stderr
     assert await _row(engine, locked_user) == before  # nothing changed
 
-    result = run_script("reset_user_password.py", locked_user, NEW_PASSWORD)
+    result = run_script("reset_user_password.py", locked_user, env={"NEW_PASSWORD": NEW_PASSWORD})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "password of Locked@Example.org changed; account active, earlier tokens revoked"
@@ -123,6 +128,17 @@ async def test_reset_user_password_checks_the_policy_and_reactivates(
     assert row["token_version"] > before["token_version"]
     assert verify_password_sync(NEW_PASSWORD, row["hashed_password"])[0]
     assert not verify_password_sync(STRONG_PASSWORD, row["hashed_password"])[0]
+
+
+async def test_reset_user_password_warns_about_a_password_in_its_arguments(
+    engine: AsyncEngine, locked_user: str
+) -> None:
+    result = run_script("reset_user_password.py", locked_user, NEW_PASSWORD)
+    assert result.returncode == 0, result.stderr
+    assert "warning: a password on the command line" in result.stderr
+    row = await _row(engine, locked_user)
+    assert row is not None
+    assert verify_password_sync(NEW_PASSWORD, row["hashed_password"])[0]
 
 
 async def test_create_superuser_from_the_environment(

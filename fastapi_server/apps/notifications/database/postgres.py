@@ -81,6 +81,26 @@ class NotificationsDB:
         )
         return len(result.all())
 
+    async def expire_secrets(self) -> int:
+        """Fail the due messages whose secrets expired, and wipe those secrets (a message
+        a worker is sending right now is left to it)."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                self._due(),
+                OutboxMessage.secrets_expire_on <= func.now(),
+                OutboxMessage.secrets.is_not(None),
+            )
+            .values(
+                status=OutboxStatus.FAILED.value,
+                secrets=None,
+                last_error="its secret expired before it could be sent",
+            )
+            .returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
+        )
+        return len(result.all())
+
     async def claim_due(
         self, *, limit: int, lease_seconds: float, worker: str, max_attempts: int
     ) -> list[OutboxMessage]:
@@ -154,8 +174,9 @@ class NotificationsDB:
         return set(result.scalars())
 
     async def mark_sent(self, message_id: uuid.UUID, attempts: int) -> bool:
+        """Sent: its secrets are wiped (nobody needs them again)."""
         return await self._update_leased(
-            message_id, attempts, status=OutboxStatus.SENT.value, sent_on=func.now()
+            message_id, attempts, status=OutboxStatus.SENT.value, sent_on=func.now(), secrets=None
         )
 
     async def mark_retry(
@@ -171,7 +192,7 @@ class NotificationsDB:
 
     async def mark_failed(self, message_id: uuid.UUID, attempts: int, error: str) -> bool:
         return await self._update_leased(
-            message_id, attempts, status=OutboxStatus.FAILED.value, last_error=error
+            message_id, attempts, status=OutboxStatus.FAILED.value, last_error=error, secrets=None
         )
 
     async def release(self, message_id: uuid.UUID, attempts: int) -> bool:
@@ -214,7 +235,11 @@ class NotificationsDB:
         values: dict[str, object] = {"status": _PENDING, "next_attempt_on": func.now()}
         if reset_attempts:
             values["attempts"] = 0
-        query = update(OutboxMessage).where(OutboxMessage.status == status)
+        # A message whose secrets were wiped cannot be sent again.
+        query = update(OutboxMessage).where(
+            OutboxMessage.status == status,
+            or_(OutboxMessage.secrets_expire_on.is_(None), OutboxMessage.secrets.is_not(None)),
+        )
         if status == _PENDING:
             query = query.where(OutboxMessage.next_attempt_on > func.now())
         elif status == _SENDING:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_server.apps.feature_flags.entitlements import require_flag
 from fastapi_server.apps.users import core
-from fastapi_server.apps.users.entitlements import CurrentUser, Superuser
+from fastapi_server.apps.users.entitlements import CurrentUser, Superuser, within_rate_limits
 from fastapi_server.apps.users.schemas import (
     EmailIn,
     ForgotPasswordOut,
@@ -34,6 +34,8 @@ from fastapi_server.resources.http import APIRouter, DBs
 router = APIRouter(tags=["users"])
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
+_RATE_LIMITED = error_doc("RATE_LIMITED: too many requests from this IP or for this email")
+_HASHING_BUSY = error_doc("HASHING_BUSY: every password hashing turn is taken; `retry_after`")
 MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane integer
 
 
@@ -68,13 +70,16 @@ async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRea
         )
     ],
     responses={
-        400: error_doc("REGISTER_USER_ALREADY_EXISTS, or REGISTER_INVALID_PASSWORD with `reason`"),
+        400: error_doc("REGISTER_INVALID_PASSWORD with `reason`, or REGISTER_INVALID_EMAIL"),
         404: error_doc("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
+        429: _RATE_LIMITED,
+        503: _HASHING_BUSY,
     },
 )
-async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
-    """Create an account (unverified). Registering an unverified email again replaces
-    its names and password and answers the same id; a verified email is refused."""
+async def register(user_in: UserCreate, dbs: DBs, request: Request) -> UserRead:
+    """Create an account (unverified). An email that has an account already gets the
+    same answer (a fresh id) and nothing changes: its owner is emailed instead."""
+    await within_rate_limits(request, "register", str(user_in.email))
     user = await core.register(
         dbs,
         email=str(user_in.email),
@@ -89,15 +94,20 @@ async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
     "/auth/request-verification-token",
     response_model=VerificationTokenOut,
     response_model_exclude_none=True,
-    responses={429: error_doc("VERIFY_TOO_MANY_REQUESTS: too many codes this hour")},
+    responses={
+        429: error_doc("VERIFY_TOO_MANY_REQUESTS: too many codes this hour, or RATE_LIMITED")
+    },
 )
-async def request_verification_token(email_in: EmailIn, dbs: DBs) -> VerificationTokenOut:
+async def request_verification_token(
+    email_in: EmailIn, dbs: DBs, request: Request
+) -> VerificationTokenOut:
     """Email a 6-digit registration code (valid 10 minutes) and return the token that
     goes with it. The answer looks the same for any email."""
-    request = await core.request_verification(dbs, str(email_in.email))
-    code = request.registration_code if get_users_settings().return_verification_tokens else None
+    await within_rate_limits(request, "request-verification", str(email_in.email))
+    issued = await core.request_verification(dbs, str(email_in.email))
+    code = issued.registration_code if get_users_settings().return_verification_tokens else None
     return VerificationTokenOut(
-        verification_token=request.verification_token, registration_code=code
+        verification_token=issued.verification_token, registration_code=code
     )
 
 
@@ -105,23 +115,44 @@ async def request_verification_token(email_in: EmailIn, dbs: DBs) -> Verificatio
     "/auth/verify",
     response_model=Verified,
     responses={
-        400: error_doc("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
+        400: error_doc(
+            "VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`), "
+            "VERIFY_USER_ALREADY_VERIFIED, or VERIFY_INVALID_PASSWORD with `reason`"
+        ),
+        429: _RATE_LIMITED,
+        503: _HASHING_BUSY,
     },
 )
-async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
-    """Confirm the email with the token and the emailed code; a welcome email follows."""
-    await core.verify(dbs, token=verify_in.token, code=verify_in.registration_code)
+async def verify(verify_in: VerifyIn, dbs: DBs, request: Request) -> Verified:
+    """Confirm the email with the token and the emailed code; a welcome email follows.
+    With `password`, the account gets that password."""
+    await within_rate_limits(request, "verify", core.verification_subject(verify_in.token))
+    await core.verify(
+        dbs, token=verify_in.token, code=verify_in.registration_code, password=verify_in.password
+    )
     return Verified()
 
 
 _LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: error_doc("LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
-    429: error_doc("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds"),
+    429: error_doc("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds; or RATE_LIMITED"),
+    503: _HASHING_BUSY,
 }
 
 
-async def _login(form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs) -> TokenPairOut:
+# RFC 6749 5.1: an answer carrying tokens is never stored by a cache.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    dbs: DBs,
+    request: Request,
+    response: Response,
+) -> TokenPairOut:
+    await within_rate_limits(request, "login", form.username)
     pair = await core.login(dbs, email=form.username, password=form.password)
+    response.headers.update(_NO_STORE)
     return TokenPairOut(**pair.__dict__)
 
 
@@ -151,10 +182,12 @@ router.add_api_route(
     response_model=TokenPairOut,
     responses={401: error_doc("REFRESH_TOKEN_INVALID")},
 )
-async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
-    """Exchange a refresh token for a new pair. Each refresh token works once; reusing
-    one revokes every token of that login."""
+async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs, response: Response) -> TokenPairOut:
+    """Exchange a refresh token for a new pair. Each refresh token works once: presented
+    again within 10 seconds (two tabs) it gets a fresh pair, later it revokes every
+    token of that login and logs the user out everywhere."""
     pair = await core.refresh_tokens(dbs, refresh_in.token)
+    response.headers.update(_NO_STORE)
     return TokenPairOut(**pair.__dict__)
 
 
@@ -168,10 +201,14 @@ async def logout(user: CurrentUser, dbs: DBs) -> LoggedOut:
 
 
 @router.post(
-    "/auth/forgot-password", response_model=ForgotPasswordOut, response_model_exclude_none=True
+    "/auth/forgot-password",
+    response_model=ForgotPasswordOut,
+    response_model_exclude_none=True,
+    responses={429: _RATE_LIMITED},
 )
-async def forgot_password(email_in: EmailIn, dbs: DBs) -> ForgotPasswordOut:
+async def forgot_password(email_in: EmailIn, dbs: DBs, request: Request) -> ForgotPasswordOut:
     """Email a password reset link (valid one hour). The answer is the same for any email."""
+    await within_rate_limits(request, "forgot-password", str(email_in.email))
     token = await core.forgot_password(dbs, str(email_in.email))
     show = get_users_settings().return_forgot_password_token
     return ForgotPasswordOut(forgot_password_token=token if show else None)
@@ -181,7 +218,10 @@ async def forgot_password(email_in: EmailIn, dbs: DBs) -> ForgotPasswordOut:
     "/auth/reset-password",
     response_model=PasswordReset,
     responses={
-        400: error_doc("RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`")
+        400: error_doc(
+            "RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`"
+        ),
+        503: _HASHING_BUSY,
     },
 )
 async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:

@@ -26,11 +26,13 @@ from fastapi_server.apps.users.core.common import (
     check_deliverable,
     check_password,
     normalize_email,
+    pseudonym,
 )
 from fastapi_server.apps.users.core.registration import (
     CODE_DIGITS,
     register,
     request_verification,
+    verification_subject,
     verify,
 )
 from fastapi_server.apps.users.core.sessions import (
@@ -60,6 +62,7 @@ __all__ = [
     "login",
     "logout",
     "normalize_email",
+    "pseudonym",
     "refresh_tokens",
     "register",
     "request_verification",
@@ -67,5 +70,6 @@ __all__ = [
     "set_password",
     "update_profile",
     "user_from_access_token",
+    "verification_subject",
     "verify",
 ]

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi_server.apps.notifications import core as notifications
 from fastapi_server.apps.users import passwords, tokens
 from fastapi_server.apps.users.core.common import (
     check_deliverable,
@@ -19,6 +18,7 @@ from fastapi_server.apps.users.core.common import (
     normalize_email,
     password_fingerprint,
     queue_email,
+    queue_password_link,
 )
 from fastapi_server.apps.users.errors import (
     InvalidEmail,
@@ -28,7 +28,6 @@ from fastapi_server.apps.users.errors import (
     UserNotFound,
 )
 from fastapi_server.apps.users.models import User
-from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.apps.users.tokens import InvalidToken, TokenKind
 from fastapi_server.resources.database.databases import Databases
 
@@ -39,23 +38,13 @@ async def forgot_password(dbs: Databases, email: str) -> str:
     Returns the reset token (a decoy for unknown or inactive emails), which the API
     hands out only under the dev/test switch.
     """
-    settings = get_users_settings()
     user = await dbs.users.get_by_email(email)
     if user is None or not user.is_active:
         logger.info("password reset requested for no active account")
         return tokens.encode(TokenKind.RESET, uuid.uuid4(), {"pfp": secrets.token_hex(32)}).token
-    issued = tokens.encode(TokenKind.RESET, user.id, {"pfp": password_fingerprint(user)})
-    reset_url = notifications.app_link(
-        settings.reset_password_path, token=issued.token, email=user.email
-    )
-    context = {
-        "first_name": user.first_name,
-        "reset_url": reset_url,
-        "expires_minutes": issued.lifetime_seconds // 60,
-    }
-    await queue_email(dbs, "reset_password", user, context)
+    token = await queue_password_link(dbs, user)
     logger.info("password reset requested", extra={"user_id": str(user.id)})
-    return issued.token
+    return token
 
 
 @hashes

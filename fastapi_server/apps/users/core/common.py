@@ -14,6 +14,8 @@ from fastapi_server.apps.notifications import core as notifications
 from fastapi_server.apps.users import passwords, tokens
 from fastapi_server.apps.users.errors import InvalidEmail
 from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.settings import get_users_settings
+from fastapi_server.apps.users.tokens import TokenKind
 from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.databases import Databases
 
@@ -81,20 +83,67 @@ def check_deliverable(email: str, error: type[AppError]) -> None:
         raise error(f"We cannot send email to {email!r}.") from exc
 
 
-async def queue_email(dbs: Databases, template: str, user: User, context: dict[str, Any]) -> None:
-    """Queue an email in the caller's transaction (sent only once it commits)."""
+async def queue_email(
+    dbs: Databases,
+    template: str,
+    user: User,
+    context: dict[str, Any],
+    *,
+    secrets_lifetime_seconds: int | None = None,
+) -> None:
+    """Queue an email in the caller's transaction (sent only once it commits).
+
+    An unverified address gets no names: whoever registered it typed them, and they
+    may not be its owner's (no greeting by name, no display name).
+    """
     try:
         notifications.checked_address(user.email)
     except ValueError:  # stored before registration checked it (psql, an import)
         logger.warning("email not queued: address refused", extra={"user_id": str(user.id)})
         return
+    to_name = f"{user.first_name} {user.last_name}".strip()
+    if not user.is_verified:
+        to_name, context = "", {**context, "first_name": ""}
     await notifications.enqueue(
         dbs,
         template=template,
         to_email=user.email,
-        to_name=f"{user.first_name} {user.last_name}".strip(),
+        to_name=to_name,
         context=context,
+        secrets_lifetime_seconds=secrets_lifetime_seconds,
     )
+
+
+def reset_link(token: str) -> str:
+    """The front end's reset page with ``token`` in the query string (where the web
+    client reads it): ``{APP_URL}/forgot-password/reset?reset_token=<token>`` by default."""
+    settings = get_users_settings()
+    return notifications.app_link(
+        settings.reset_password_path, **{settings.reset_password_token_parameter: token}
+    )
+
+
+async def queue_password_link(dbs: Databases, user: User) -> str:
+    """Email ``user`` a link to choose a new password; the reset token it carries."""
+    issued = tokens.encode(TokenKind.RESET, user.id, {"pfp": password_fingerprint(user)})
+    context = {
+        "first_name": user.first_name,
+        "reset_url": reset_link(issued.token),
+        "expires_minutes": issued.lifetime_seconds // 60,
+    }
+    await queue_email(
+        dbs,
+        "reset_password",
+        user,
+        context,
+        secrets_lifetime_seconds=issued.lifetime_seconds,
+    )
+    return issued.token
+
+
+def pseudonym(value: str) -> str:
+    """A keyed hash naming an email in logs and counters without revealing it."""
+    return tokens.pseudonym(value)
 
 
 def password_fingerprint(user: User) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi_server.apps.users import passwords, tokens
@@ -16,13 +17,14 @@ from fastapi_server.apps.users.core.common import (
     logger,
     password_fingerprint,
     queue_email,
+    queue_password_link,
 )
 from fastapi_server.apps.users.errors import (
     RegisterInvalidEmail,
     RegisterInvalidPassword,
-    UserAlreadyExists,
     VerifyAlreadyVerified,
     VerifyBadToken,
+    VerifyInvalidPassword,
     VerifyTooManyRequests,
 )
 from fastapi_server.apps.users.models import User
@@ -33,34 +35,49 @@ from fastapi_server.resources.database.databases import Databases
 CODE_DIGITS = 6
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What a registration answers: the same fields for a new and an existing address."""
+
+    id: uuid.UUID
+    email: str
+    first_name: str
+    last_name: str
+
+
 @hashes
 async def register(
     dbs: Databases, *, email: str, password: str, first_name: str, last_name: str
-) -> User:
-    """A new unverified user, or the same unverified user with new names and password.
+) -> Registration:
+    """A new unverified user; for an address that has an account, the same answer.
 
-    A verified email answers ``UserAlreadyExists``. Replacing the password of an
-    unverified account kills its pending codes (they are bound to the old hash).
+    Registering again never changes an existing account (verified or not): its owner
+    is emailed instead, and the answer carries a fresh id, as a first registration's
+    does. An existing account costs one password verify, a new one one hash: the same
+    work. A different password on a still unverified account marks it contested:
+    verification then keeps no password the verifier did not type (``verify``).
     """
     check_deliverable(email, RegisterInvalidEmail)
     check_password(password, RegisterInvalidPassword)
-    if await _verified_user_exists(dbs, email):  # spare the hashing work
-        raise UserAlreadyExists()
-    hashed = await passwords.hash_password(password)
-    user_id = await dbs.users.register_unverified(
-        email=email, first_name=first_name, last_name=last_name, hashed_password=hashed
-    )
-    if user_id is None:  # verified meanwhile
-        raise UserAlreadyExists()
-    user = await dbs.users.get(user_id)
-    assert user is not None
-    logger.info("user registered", extra={"user_id": str(user.id), "email": user.email})
-    return user
-
-
-async def _verified_user_exists(dbs: Databases, email: str) -> bool:
-    user = await dbs.users.get_by_email(email)
-    return user is not None and user.is_verified
+    existing = await dbs.users.get_by_email(email, for_update=True)
+    if existing is None:
+        hashed = await passwords.hash_password(password)
+        user_id = await dbs.users.insert_unverified(
+            email=email, first_name=first_name, last_name=last_name, hashed_password=hashed
+        )
+        if user_id is not None:
+            logger.info("user registered", extra={"user_id": str(user_id)})
+            return Registration(user_id, email, first_name, last_name)
+        existing = await dbs.users.get_by_email(email, for_update=True)  # registered meanwhile
+        if existing is None:  # pragma: no cover -- an insert that conflicted then vanished
+            raise RegisterInvalidEmail()
+    else:
+        same, _ = await passwords.verify_password(password, existing.hashed_password)
+        if not same and not existing.is_verified and existing.registration_contested_on is None:
+            await dbs.users.save(existing, registration_contested_on=await dbs.users.now())
+    await queue_email(dbs, "registration_attempt", existing, {"first_name": existing.first_name})
+    logger.info("registration of an existing address", extra={"user_id": str(existing.id)})
+    return Registration(uuid.uuid4(), email, first_name, last_name)
 
 
 async def request_verification(dbs: Databases, email: str) -> VerificationRequest:
@@ -81,7 +98,7 @@ async def request_verification(dbs: Databases, email: str) -> VerificationReques
         await dbs.users.codes_requested_since(user.id, now - timedelta(hours=1))
         >= settings.verification_codes_per_hour
     ):
-        raise VerifyTooManyRequests()
+        raise VerifyTooManyRequests(retry_after=3600)
     await dbs.users.delete_old_codes(user.id, now - timedelta(days=1))
     await dbs.users.supersede_open_codes(user.id)
     lifetime = tokens.lifetime_seconds(TokenKind.VERIFICATION)
@@ -91,20 +108,40 @@ async def request_verification(dbs: Databases, email: str) -> VerificationReques
         code_hmac=tokens.code_hmac(code_id, code),
         password_fingerprint=password_fingerprint(user),
         expires_on=now + timedelta(seconds=lifetime),
+        keeps_password=user.registration_contested_on is None,
     )
     issued = tokens.encode(TokenKind.VERIFICATION, user.id, {"jti": str(code_id)})
     context = {"first_name": user.first_name, "code": code, "expires_minutes": lifetime // 60}
-    await queue_email(dbs, "registration_code", user, context)
+    await queue_email(dbs, "registration_code", user, context, secrets_lifetime_seconds=lifetime)
     return VerificationRequest(issued.token, code)
 
 
-async def verify(dbs: Databases, *, token: str, code: str) -> User:
+def verification_subject(token: str) -> str | None:
+    """The account a valid verification token names (for rate limits), else None."""
+    try:
+        return str(tokens.decode(TokenKind.VERIFICATION, token)["sub"])
+    except InvalidToken:
+        return None
+
+
+async def verify(dbs: Databases, *, token: str, code: str, password: str | None = None) -> User:
     """Mark the account verified if ``code`` is the one the token names.
 
     Single use, expires, bound to the password in force when the code was requested,
     compared in constant time, at most ``USERS_VERIFICATION_MAX_ATTEMPTS`` wrong tries.
+
+    Whoever verifies proves they own the mailbox, not that they typed the account's
+    password: with ``password`` the account gets it; without, it keeps its password
+    only if nobody had registered the address again with another one when the code was
+    requested. Otherwise it is verified with no usable password, and its owner is
+    emailed a link to set one.
     """
     settings = get_users_settings()
+    new_hash = None
+    if password is not None:
+        check_password(password, VerifyInvalidPassword)
+        async with passwords.hashing_turn():  # before the first query: no connection held
+            new_hash = await passwords.hash_password(password)
     try:
         claims = tokens.decode(TokenKind.VERIFICATION, token)
         code_id = uuid.UUID(str(claims.get("jti")))
@@ -131,7 +168,22 @@ async def verify(dbs: Databases, *, token: str, code: str) -> User:
         left = max(settings.verification_max_attempts - attempts, 0)
         raise VerifyBadToken(reason="WRONG_CODE", attempts_left=left)
     await dbs.users.save_code(row, used_on=now)
-    await dbs.users.save(user, is_verified=True, verified_on=now)
-    await queue_email(dbs, "welcome", user, {"first_name": user.first_name})  # links to /login
-    logger.info("user verified", extra={"user_id": str(user.id)})
+    contested = not row.keeps_password  # someone else may have typed the password
+    if new_hash is None and contested:
+        new_hash = passwords.UNUSABLE_PREFIX + secrets.token_urlsafe(32)
+    changes: dict[str, object] = {
+        "is_verified": True,
+        "verified_on": now,
+        "registration_contested_on": None,
+    }
+    if new_hash is not None:
+        changes["hashed_password"] = new_hash
+    await dbs.users.save(user, **changes)
+    if new_hash is not None:
+        await dbs.users.bump_token_version(user)
+    if contested and password is None:
+        await queue_password_link(dbs, user)
+    else:
+        await queue_email(dbs, "welcome", user, {"first_name": user.first_name})  # /login
+    logger.info("user verified", extra={"user_id": str(user.id), "contested": contested})
     return user

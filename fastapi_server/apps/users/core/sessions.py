@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi_server.apps.users import passwords, tokens
-from fastapi_server.apps.users.core.common import TokenPair, hashes, logger, normalize_email
+from fastapi_server.apps.users.core.common import (
+    TokenPair,
+    hashes,
+    logger,
+    normalize_email,
+    pseudonym,
+)
 from fastapi_server.apps.users.errors import (
     InvalidEmail,
     LoginBadCredentials,
@@ -18,7 +24,7 @@ from fastapi_server.apps.users.errors import (
     NotAuthenticated,
     RefreshTokenInvalid,
 )
-from fastapi_server.apps.users.models import EMAIL_MAX_LENGTH, User
+from fastapi_server.apps.users.models import EMAIL_MAX_LENGTH, RefreshToken, User
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.apps.users.tokens import InvalidToken, TokenKind
 from fastapi_server.resources.database.databases import Databases
@@ -34,13 +40,15 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
     attempt is logged (never the password).
     """
     settings = get_users_settings()
-    log = {"email": email[:EMAIL_MAX_LENGTH]}
     found = await _user_to_log_in(dbs, email)
     if found is None:
         await passwords.burn_a_verify(password)
-        logger.warning("login failed", extra={**log, "reason": "unknown_email"})
+        # Not the raw username: it may be anything typed there, a password included.
+        extra = {"email_hash": pseudonym(email), "reason": "unknown_email"}
+        logger.warning("login failed", extra=extra)
         raise LoginBadCredentials()
     user, now = found
+    log = {"email": user.email[:EMAIL_MAX_LENGTH]}
     log["user_id"] = str(user.id)
     if user.locked_until is not None and user.locked_until > now:
         await passwords.burn_a_verify(password)  # answers no faster than an attempt would
@@ -54,6 +62,7 @@ async def login(dbs: Databases, *, email: str, password: str) -> TokenPair:
             max_failures=settings.max_failed_logins,
             lockout_seconds=settings.lockout_seconds,
             cap_seconds=settings.lockout_max_seconds,
+            decay_seconds=settings.login_failure_decay_seconds,
         )
         reason = {"reason": "bad_password", "failures": failures, "locked": bool(locked_until)}
         logger.warning("login failed", extra={**log, **reason})
@@ -121,7 +130,10 @@ async def refresh_tokens(dbs: Databases, token: str) -> TokenPair:
     """A new pair for a live refresh token, which is used up (rotation).
 
     Presenting a refresh token that was already used means it was copied: the whole
-    family (every token rotated from that login) is revoked.
+    family (every token rotated from that login) is revoked, and the user's access
+    tokens die too (``token_version``). Except within ``USERS_REFRESH_REUSE_GRACE_SECONDS``
+    of its rotation: two browser tabs refreshing at once both send the same token, and
+    the second one gets a fresh pair of the same family.
     """
     try:
         claims = tokens.decode(TokenKind.REFRESH, token)
@@ -131,18 +143,26 @@ async def refresh_tokens(dbs: Databases, token: str) -> TokenPair:
     row = await dbs.users.refresh_token_for_update(jti)
     if row is None or row.revoked_on is not None or row.user_id != claims["sub"]:
         raise RefreshTokenInvalid()
-    if row.used_on is not None:
-        await dbs.users.revoke_refresh_family(row.family_id)
-        logger.warning(
-            "refresh token reused; family revoked",
-            extra={"user_id": str(row.user_id), "family_id": str(row.family_id)},
-        )
-        raise RefreshTokenInvalid()
     user = await dbs.users.get(row.user_id)
+    now = await dbs.users.now()
+    if row.used_on is not None:
+        grace = timedelta(seconds=get_users_settings().refresh_reuse_grace_seconds)
+        if now - row.used_on <= grace and user is not None and _token_still_valid(user, claims):
+            logger.info("refresh token reused within the grace period", extra=_family(row))
+            return await _issue_pair(dbs, user, family_id=row.family_id)
+        await dbs.users.revoke_refresh_family(row.family_id)
+        if user is not None:
+            await dbs.users.bump_token_version(user)  # the thief's access token dies too
+        logger.warning("refresh token reused; family revoked", extra=_family(row))
+        raise RefreshTokenInvalid()
     if user is None or not _token_still_valid(user, claims):
         raise RefreshTokenInvalid()
-    await dbs.users.mark_refresh_token_used(row, await dbs.users.now())
+    await dbs.users.mark_refresh_token_used(row, now)
     return await _issue_pair(dbs, user, family_id=row.family_id)
+
+
+def _family(row: RefreshToken) -> dict[str, str]:
+    return {"user_id": str(row.user_id), "family_id": str(row.family_id)}
 
 
 def _token_still_valid(user: User, claims: dict[str, Any]) -> bool:

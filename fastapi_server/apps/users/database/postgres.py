@@ -16,6 +16,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    or_,
     select,
     update,
 )
@@ -112,30 +113,25 @@ class UsersDB:
         await self.session.refresh(user)
         return user
 
-    async def register_unverified(
+    async def insert_unverified(
         self, *, email: str, first_name: str, last_name: str, hashed_password: str
     ) -> uuid.UUID | None:
-        """Insert a new unverified user, or replace names and password of an unverified one.
+        """Insert a new unverified user; None when the email (in any case) has one already.
 
         One statement on the case-insensitive unique index, so concurrent registrations
-        of one email end as one row. None when a *verified* user has the email.
+        of one email end as one row, and an existing account is never changed.
         """
-        new_row = insert(User).values(
-            email=email,
-            first_name=first_name,
-            last_name=last_name,
-            hashed_password=hashed_password,
+        statement = (
+            insert(User)
+            .values(
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                hashed_password=hashed_password,
+            )
+            .on_conflict_do_nothing(index_elements=[func.lower(User.email)])
+            .returning(User.id)
         )
-        statement = new_row.on_conflict_do_update(
-            index_elements=[func.lower(User.email)],
-            set_={
-                "first_name": new_row.excluded.first_name,
-                "last_name": new_row.excluded.last_name,
-                "hashed_password": new_row.excluded.hashed_password,
-                "token_version": User.token_version + 1,
-            },
-            where=User.is_verified.is_(False),
-        ).returning(User.id)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def save(self, user: User, **values: Any) -> User:
@@ -166,10 +162,23 @@ class UsersDB:
         return version
 
     async def record_login_failure(
-        self, user_id: uuid.UUID, *, max_failures: int, lockout_seconds: int, cap_seconds: int
+        self,
+        user_id: uuid.UUID,
+        *,
+        max_failures: int,
+        lockout_seconds: int,
+        cap_seconds: int,
+        decay_seconds: int,
     ) -> tuple[int, datetime | None]:
-        """Count a failure atomically; lock from ``max_failures`` on, doubling, capped."""
-        failures = User.login_failed_count + 1
+        """Count a failure atomically; lock from ``max_failures`` on, doubling, capped.
+
+        A failure more than ``decay_seconds`` after the previous one counts from 1 again.
+        """
+        decayed = or_(
+            User.login_failed_on.is_(None),
+            User.login_failed_on < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, decay_seconds),
+        )
+        failures = case((decayed, 1), else_=User.login_failed_count + 1)
         exponent = func.least(failures - max_failures, _MAX_LOCK_EXPONENT)
         seconds = func.least(lockout_seconds * func.power(2, exponent), cap_seconds)
         lock_until = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
@@ -178,6 +187,7 @@ class UsersDB:
             .where(User.id == user_id)
             .values(
                 login_failed_count=failures,
+                login_failed_on=func.now(),
                 locked_until=case((failures >= max_failures, lock_until), else_=None),
             )
             .returning(User.login_failed_count, User.locked_until)
@@ -255,6 +265,7 @@ class UsersDB:
         code_hmac: str,
         password_fingerprint: str,
         expires_on: datetime,
+        keeps_password: bool = True,
     ) -> None:
         self.session.add(
             VerificationCode(
@@ -263,6 +274,7 @@ class UsersDB:
                 code_hmac=code_hmac,
                 password_fingerprint=password_fingerprint,
                 expires_on=expires_on,
+                keeps_password=keeps_password,
             )
         )
         await self.session.flush()
