@@ -29,7 +29,13 @@ from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
 from fastapi_server.resources import health
-from fastapi_server.resources.database.postgres import Database, DatabaseError, is_refused_value
+from fastapi_server.resources.database.postgres import (
+    Database,
+    DatabaseError,
+    database_unreachable,
+    is_refused_value,
+)
+from fastapi_server.resources.drain import Drain
 from fastapi_server.resources.http import DatabaseRoute
 
 logger = logging.getLogger(__name__)
@@ -50,6 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     database = Database.from_settings(settings, application_name="api")
     app.state.database = database
+    drain = app.state.drain = Drain(settings.shutdown_drain_seconds)
+    drain.install()
     try:
         async with AsyncExitStack() as stack:
             for app_lifespan in APP_LIFESPANS:
@@ -60,6 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             finally:
                 gc.unfreeze()  # collectable again once this app is gone (tests make many)
     finally:
+        drain.uninstall()
         await database.dispose()
 
 
@@ -137,7 +146,10 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
 
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """A value the schemas let through but the database refused is the client's fault
-    (400 ``INVALID_INPUT``); any other database error is ours (500)."""
+    (400 ``INVALID_INPUT``); a database out of reach is 503 ``DATABASE_UNAVAILABLE`` (the
+    request may be retried); any other database error is ours (500)."""
+    if database_unreachable(exc):
+        return _database_unavailable(request, exc)
     if not is_refused_value(exc):
         return await _unhandled_error_handler(request, exc)
     logger.warning("database refused a value on %s %s", request.method, request.url.path)
@@ -149,7 +161,22 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
     )
 
 
+def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    logger.warning(
+        "database unreachable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return JSONResponse(
+        status_code=503,
+        content={
+            "detail": {"code": "DATABASE_UNAVAILABLE", "message": "The database is unreachable."}
+        },
+        headers={"retry-after": "1"},
+    )
+
+
 async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if database_unreachable(exc):  # a connection refused before the driver was involved
+        return _database_unavailable(request, exc)
     request_id = request_id_var.get()
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(

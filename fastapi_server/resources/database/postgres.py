@@ -8,8 +8,9 @@ from typing import Any, Protocol
 
 import asyncpg
 from asyncpg.exceptions import InternalClientError
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,9 +62,12 @@ class Reader:
     like the ORM's.
     """
 
-    def __init__(self, session: AsyncSession, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self, session: AsyncSession, engine: AsyncEngine | None = None, *, borrow: bool = True
+    ) -> None:
         self._session = session
-        self._engine = engine  # set for read-only scopes: reads may borrow a connection
+        self._engine = engine  # set for read-only scopes
+        self._borrow = borrow  # reads may borrow a pooled connection, outside any transaction
 
     @property
     def read_only(self) -> bool:
@@ -81,7 +85,7 @@ class Reader:
     async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         session = self._session
         try:
-            if self._engine is not None and not session.in_transaction():
+            if self._engine is not None and self._borrow and not session.in_transaction():
                 return await self._borrowed(self._engine, method, query, args)
             if session.new or session.dirty or session.deleted:
                 await session.flush()
@@ -128,6 +132,18 @@ _LOST = (
 )
 
 
+# What a request meets when the database or the pooler is down or restarting.
+_UNREACHABLE = (
+    OSError,
+    PoolTimeout,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
 def _connection_lost(exc: BaseException, driver: Any) -> bool:
     return driver is None or driver.is_closed() or isinstance(exc, _LOST)
 
@@ -136,14 +152,20 @@ class ReadScope:
     """A read-only (GET) request's database access; nothing is checked out until used.
 
     ``session`` is an ORM session in autocommit (each statement its own transaction,
-    seeing committed data) that refuses writes; ``reader`` runs plain-row reads.
+    seeing committed data) that refuses writes; ``reader`` runs plain-row reads. With
+    ``in_transaction`` (behind PgBouncer, where the statement timeout is set per
+    transaction) both run in one transaction instead, rolled back at the end.
     """
 
-    def __init__(self, engine: AsyncEngine, autocommit_engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, autocommit_engine: AsyncEngine, *, in_transaction: bool = False
+    ) -> None:
         self.session = AsyncSession(
-            bind=autocommit_engine, expire_on_commit=False, sync_session_class=_ReadOnlySession
+            bind=engine if in_transaction else autocommit_engine,
+            expire_on_commit=False,
+            sync_session_class=_ReadOnlySession,
         )
-        self.reader = Reader(self.session, engine)
+        self.reader = Reader(self.session, engine, borrow=not in_transaction)
 
     async def close(self) -> None:
         if self.session.in_transaction():  # the ORM was used: give its connection back
@@ -205,12 +227,14 @@ class RequestScope(Protocol):
 class Database:
     """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, reads_in_transaction: bool = False) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         # The same engine and pool, with connections handed out in autocommit: a read
         # then costs one round trip instead of BEGIN, the query and ROLLBACK.
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Behind PgBouncer the statement timeout exists only inside a transaction.
+        self.reads_in_transaction = reads_in_transaction
 
     @classmethod
     def from_settings(cls, settings: Settings, application_name: str) -> Database:
@@ -220,9 +244,6 @@ class Database:
                 "DATABASE_URL is not set. Start the API with `python3 manage.py serve` "
                 "(it starts a local PostgreSQL) or set DATABASE_URL."
             )
-        server_settings = {"application_name": application_name[:63]}
-        if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         engine = create_async_engine(
             to_sqlalchemy_url(settings.database_url),
             poolclass=FairAsyncQueuePool,  # waiting requests are served in order
@@ -231,9 +252,12 @@ class Database:
             pool_timeout=settings.db_pool_timeout,
             pool_pre_ping=settings.db_pool_pre_ping,
             hide_parameters=True,  # error messages and logs never carry emails or hashes
-            connect_args={"server_settings": server_settings},
+            connect_args=connect_args(settings, application_name),
         )
-        return cls(engine)
+        timeout_ms = settings.db_statement_timeout_ms
+        if settings.db_pgbouncer and timeout_ms:
+            _set_timeout_per_transaction(engine, timeout_ms)
+        return cls(engine, reads_in_transaction=settings.db_pgbouncer and bool(timeout_ms))
 
     @classmethod
     def for_tool(cls, url: str, application_name: str) -> Database:
@@ -251,7 +275,9 @@ class Database:
         """A request's database access (``resources/http.py``): a ``ReadScope`` for a
         read-only request, else a ``WriteScope``. Nothing is checked out until used."""
         if read_only:
-            return ReadScope(self.engine, self.autocommit_engine)
+            return ReadScope(
+                self.engine, self.autocommit_engine, in_transaction=self.reads_in_transaction
+            )
         return WriteScope(self.sessionmaker())
 
     @asynccontextmanager
@@ -262,7 +288,9 @@ class Database:
         committed data, so a single-query read costs one round trip. Writing through the
         ORM raises ``ReadOnlySessionError``.
         """
-        scope = ReadScope(self.engine, self.autocommit_engine)
+        scope = ReadScope(
+            self.engine, self.autocommit_engine, in_transaction=self.reads_in_transaction
+        )
         try:
             yield scope
         finally:
@@ -272,8 +300,69 @@ class Database:
         await self.engine.dispose()
 
 
+def connect_args(
+    settings: Settings, application_name: str, *, statement_timeout: bool = True
+) -> dict[str, Any]:
+    """asyncpg's connection arguments, as SQLAlchemy's ``connect_args``: the connection's
+    name (``pg_stat_activity``), the statement timeout, and what PgBouncer needs.
+
+    Direct to PostgreSQL, the statement timeout is a startup parameter of the connection.
+    PgBouncer refuses startup parameters other than a few (``application_name`` is one of
+    them), so behind it the timeout is set per transaction (``SET LOCAL``) instead. In its
+    transaction pooling mode, consecutive transactions of one client connection may run on
+    different server connections, and PgBouncer before 1.21 does not carry prepared
+    statements across: asyncpg's statement cache is off, so asyncpg sends each query's
+    Parse again with its Bind (asyncpg 0.29 and later) and names no statement; SQLAlchemy's
+    own cache is off and its statements are unnamed too, so no statement outlives the
+    message batch that uses it.
+    """
+    server_settings = {"application_name": application_name[:63]}
+    args: dict[str, Any] = {"server_settings": server_settings}
+    if settings.db_pgbouncer:
+        args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unnamed_statement,
+        }
+    elif statement_timeout and settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    return args
+
+
+def driver_options(settings: Settings) -> dict[str, Any]:
+    """Options for a plain ``asyncpg.connect`` to DATABASE_URL (see ``connect_args``)."""
+    return {"statement_cache_size": 0} if settings.db_pgbouncer else {}
+
+
+def _unnamed_statement() -> str:
+    return ""  # PostgreSQL's unnamed statement, replaced by the next Parse
+
+
+def _set_timeout_per_transaction(engine: AsyncEngine, timeout_ms: int) -> None:
+    """Begin every transaction with ``SET LOCAL statement_timeout`` (autocommit excepted)."""
+    statement = f"SET LOCAL statement_timeout = {int(timeout_ms)}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _set_timeout(connection: Connection) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql(statement)
+
+
 DatabaseError = DBAPIError
 """Any error the database driver raised (``main.py`` handles it)."""
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True when the error says the database (or the pooler before it) is out of reach:
+    a connection refused or lost, or none free in the pool within DB_POOL_TIMEOUT."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 def is_refused_value(exc: BaseException) -> bool:
