@@ -30,6 +30,7 @@ from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
 from fastapi_server.resources import health
 from fastapi_server.resources.database.postgres import (
+    UNREACHABLE_ERRORS,
     Database,
     DatabaseError,
     database_unreachable,
@@ -174,9 +175,16 @@ def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
     )
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    if database_unreachable(exc):  # a connection refused before the driver was involved
+async def _unreachable_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A connection refused before the driver was involved, or no pooled connection free
+    in time: 503, answered like any handled error (the connection to the client stays
+    usable; the catch-all handler below makes the server close it)."""
+    if database_unreachable(exc):
         return _database_unavailable(request, exc)
+    return await _unhandled_error_handler(request, exc)
+
+
+async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     request_id = request_id_var.get()
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -212,6 +220,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(DatabaseError, _database_error_handler)
+    for unreachable in UNREACHABLE_ERRORS:
+        app.add_exception_handler(unreachable, _unreachable_error_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)
     if settings.cors_origin_list:
         app.add_middleware(

@@ -132,10 +132,12 @@ _LOST = (
 )
 
 
-# What a request meets when the database or the pooler is down or restarting.
+# What a request meets when the database or the pooler is down or restarting: the
+# exceptions that reach the app unwrapped (a refused connection, the pool's timeout) ...
+UNREACHABLE_ERRORS = (OSError, PoolTimeout)
+# ... and with the driver's, wrapped in SQLAlchemy's DBAPIError.
 _UNREACHABLE = (
-    OSError,
-    PoolTimeout,
+    *UNREACHABLE_ERRORS,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
