@@ -104,7 +104,7 @@ def topology(
     smtp = SMTPCatcher().start()
     env = {
         "ENV": "test",
-        "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "WARNING",
         "DATABASE_URL": pooled_url,
         "DATABASE_LISTEN_URL": database_url,
         "DB_PGBOUNCER": "true",
@@ -127,8 +127,12 @@ def topology(
     nginx = Nginx(workdir, [instance.port for instance in instances])
     parts = [pgbouncer, *instances, *workers, nginx]
     try:
-        for part in parts:
-            part.start()
+        pgbouncer.start()
+        for part in (*instances, *workers):  # started side by side: start-up is mostly imports
+            part.launch()
+        for part in (*instances, *workers):
+            part.wait_ready()
+        nginx.start()
         yield Topology(
             database_url, pooled_url, psql, pgbouncer, nginx, instances, workers, smtp, workdir
         )
@@ -139,5 +143,6 @@ def topology(
     finally:
         for part in reversed(parts):
             part.stop()
+            part.log.unlink(missing_ok=True)
         smtp.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -63,6 +63,12 @@ class Child:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
+        """Start the program and wait until it serves (``wait_ready``)."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the program, without waiting."""
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
                 self.command,
@@ -73,6 +79,9 @@ class Child:
                 stderr=subprocess.STDOUT,
                 text=True,
             )
+
+    def wait_ready(self) -> None:
+        """Until the program serves (nothing to wait for by default)."""
 
     @property
     def running(self) -> bool:
@@ -134,8 +143,7 @@ class PgBouncer(Child):
         assert pgbouncer is not None
         super().__init__("pgbouncer", [pgbouncer, str(config)])
 
-    def start(self) -> None:
-        super().start()
+    def wait_ready(self) -> None:
         assert self.process is not None
         wait_for_port(self.port, self.process)
 
@@ -189,8 +197,7 @@ class Nginx(Child):
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        super().start()
+    def wait_ready(self) -> None:
         assert self.process is not None
         wait_for_port(self.port, self.process)
 
@@ -207,8 +214,7 @@ class Instance(Child):
         ]  # fmt: skip
         super().__init__(f"api{number}", command, env)
 
-    def start(self) -> None:
-        super().start()
+    def wait_ready(self) -> None:
         assert self.process is not None
         wait_for_http(f"{self.url}/_ready", timeout=60, process=self.process)
 
