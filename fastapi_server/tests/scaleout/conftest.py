@@ -10,6 +10,7 @@ The measured figures are printed at the end of the run (terminal summary).
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -141,6 +142,8 @@ def topology(
             print(f"--- {part.name} ---\n{part.output()[-3000:]}")
         raise
     finally:
+        for part in reversed(parts):  # all at once: the instances drain side by side
+            part.send(signal.SIGTERM)
         for part in reversed(parts):
             part.stop()
             part.log.unlink(missing_ok=True)
