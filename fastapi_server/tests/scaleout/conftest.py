@@ -105,7 +105,7 @@ def topology(
     smtp = SMTPCatcher().start()
     env = {
         "ENV": "test",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "DATABASE_URL": pooled_url,
         "DATABASE_LISTEN_URL": database_url,
         "DB_PGBOUNCER": "true",

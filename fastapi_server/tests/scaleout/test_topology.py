@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -187,7 +188,6 @@ async def test_the_statement_timeout_holds_through_pgbouncer(topology: Topology)
         with pytest.raises(DBAPIError, match=TIMED_OUT):
             async with database.reads() as scope:
                 await scope.reader.fetch("SELECT pg_sleep(2)")
-        # SET LOCAL ended with each transaction: the server connections keep the default.
         async with database.reads() as scope:
             row = await scope.reader.fetchrow(
                 "SELECT current_setting('statement_timeout') AS inside"
@@ -196,7 +196,13 @@ async def test_the_statement_timeout_holds_through_pgbouncer(topology: Topology)
         await database.dispose()
     assert row is not None
     assert row["inside"] == "300ms"
-    assert topology.psql("SHOW statement_timeout") == "0"
+    # SET LOCAL ended with its transaction: no server connection behind PgBouncer kept it.
+    plain = await asyncpg.connect(topology.pooled_url, statement_cache_size=0)
+    try:
+        outside = {await plain.fetchval("SHOW statement_timeout") for _ in range(10)}
+    finally:
+        await plain.close()
+    assert outside == {"0"}
 
     # As a startup parameter (the direct connection's way), PgBouncer refuses it.
     direct_style = Settings(database_url=topology.pooled_url, db_statement_timeout_ms=300)
@@ -257,7 +263,12 @@ def test_a_rolling_restart_under_load_fails_no_request(topology: Topology) -> No
         for instance in topology.instances:
             instance.send(signal.SIGTERM)
             time.sleep(DRAIN_SECONDS / 4)
-            drained.append(httpx.get(f"{instance.url}/_ready", timeout=2).status_code)
+            try:
+                drained.append(httpx.get(f"{instance.url}/_ready", timeout=2).status_code)
+            except httpx.HTTPError as exc:
+                raise AssertionError(
+                    f"{instance.name}: {exc!r}\n{instance.output()[-4000:]}"
+                ) from exc
             assert instance.wait(timeout=DRAIN_SECONDS + 20) is not None, instance.output()
             instance.start()
             time.sleep(0.5)
