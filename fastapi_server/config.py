@@ -23,6 +23,17 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL; unset means the local embedded server (manage.py serve).",
     )
+    database_listen_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL for the LISTEN connections (flag cache, delivery "
+        "workers), straight to the server: LISTEN needs a session of its own, which a "
+        "pooler in transaction mode does not give. Unset: DATABASE_URL.",
+    )
+    db_pgbouncer: bool = Field(
+        default=False,
+        description="DATABASE_URL goes through PgBouncer in transaction pooling mode: no "
+        "named prepared statements, and the statement timeout is set per transaction.",
+    )
     # Connections each process keeps open. No overflow by default: overflow connections
     # are closed again as soon as they are returned, so under steady load above the pool
     # size every request would pay a new connection (TCP, authentication, type lookups);
@@ -35,6 +46,12 @@ class Settings(BaseSettings):
     # Turn on where a proxy or firewall silently drops idle connections.
     db_pool_pre_ping: bool = False
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    shutdown_drain_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="After SIGTERM, how long /_ready answers 503 while requests are still "
+        "served, before the server stops accepting (resources/drain.py). 0: stop at once.",
+    )
     cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS.")
     cors_allow_credentials: bool = Field(
         default=False,
@@ -53,7 +70,7 @@ class Settings(BaseSettings):
     )
     app_url: str = Field(default="http://localhost:3000", description="The web front end's URL.")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_listen_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -69,6 +86,22 @@ class Settings(BaseSettings):
                 "make credentialed requests: list the origins instead"
             )
         return self
+
+    @model_validator(mode="after")
+    def _listen_past_the_pooler(self) -> Settings:
+        # Through transaction pooling, LISTEN would register on whichever server connection
+        # the statement happened to get, and the notices would never arrive.
+        if self.db_pgbouncer and self.database_url and not self.database_listen_url:
+            raise ValueError(
+                "DB_PGBOUNCER=true needs DATABASE_LISTEN_URL, a direct URL to PostgreSQL "
+                "for the LISTEN connections (LISTEN does not work through transaction pooling)"
+            )
+        return self
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where the LISTEN connections go: DATABASE_LISTEN_URL, else DATABASE_URL."""
+        return self.database_listen_url or self.database_url
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -30,7 +30,14 @@ from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
 from fastapi_server.resources import health
-from fastapi_server.resources.database.postgres import Database, DatabaseError, is_refused_value
+from fastapi_server.resources.database.postgres import (
+    UNREACHABLE_ERRORS,
+    Database,
+    DatabaseError,
+    database_unreachable,
+    is_refused_value,
+)
+from fastapi_server.resources.drain import Drain
 from fastapi_server.resources.http import DatabaseRoute
 
 logger = logging.getLogger(__name__)
@@ -63,6 +70,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     database = Database.from_settings(settings, application_name="api")
     app.state.database = database
+    drain = app.state.drain = Drain(settings.shutdown_drain_seconds)
+    drain.install()
     try:
         async with AsyncExitStack() as stack:
             for app_lifespan in APP_LIFESPANS:
@@ -73,6 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             finally:
                 gc.unfreeze()  # collectable again once this app is gone (tests make many)
     finally:
+        drain.uninstall()
         await database.dispose()
 
 
@@ -179,7 +189,10 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
 
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """A value the schemas let through but the database refused is the client's fault
-    (400 ``INVALID_INPUT``); any other database error is ours (500)."""
+    (400 ``INVALID_INPUT``); a database out of reach is 503 ``DATABASE_UNAVAILABLE`` (the
+    request may be retried); any other database error is ours (500)."""
+    if database_unreachable(exc):
+        return _database_unavailable(request, exc)
     if not is_refused_value(exc):
         return await _unhandled_error_handler(request, exc)
     logger.warning("database refused a value on %s %s", request.method, request.url.path)
@@ -189,6 +202,28 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
             "detail": {"code": "INVALID_INPUT", "message": "A value in the request is not valid."}
         },
     )
+
+
+def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    logger.warning(
+        "database unreachable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return JSONResponse(
+        status_code=503,
+        content={
+            "detail": {"code": "DATABASE_UNAVAILABLE", "message": "The database is unreachable."}
+        },
+        headers={"retry-after": "1"},
+    )
+
+
+async def _unreachable_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A connection refused before the driver was involved, or no pooled connection free
+    in time: 503, answered like any handled error (the connection to the client stays
+    usable; the catch-all handler below makes the server close it)."""
+    if database_unreachable(exc):
+        return _database_unavailable(request, exc)
+    return await _unhandled_error_handler(request, exc)
 
 
 async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -231,6 +266,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(DatabaseError, _database_error_handler)
+    for unreachable in UNREACHABLE_ERRORS:
+        app.add_exception_handler(unreachable, _unreachable_error_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)
     if settings.cors_origin_list:
         app.add_middleware(

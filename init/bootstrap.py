@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 
 from fastapi_server.apps.feature_flags.core import seed_default_flags
+from fastapi_server.config import get_settings
 from fastapi_server.lib.database_url import (
     database_name,
     redact,
@@ -23,7 +24,7 @@ from fastapi_server.lib.database_url import (
     with_database,
 )
 from fastapi_server.resources.database.databases import Databases
-from fastapi_server.resources.database.postgres import Database
+from fastapi_server.resources.database.postgres import Database, driver_options
 
 logger = logging.getLogger("init.bootstrap")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,12 +38,13 @@ SEEDERS: list[Seeder] = [seed_default_flags]
 async def create_database_if_missing(url: str) -> bool:
     """Create the URL's database on its server when it does not exist; True if created."""
     name = database_name(url)
+    options = driver_options(get_settings())
     try:  # a managed server may not let us into "postgres": look at the target first
-        await (await asyncpg.connect(to_asyncpg_dsn(url))).close()
+        await (await asyncpg.connect(to_asyncpg_dsn(url), **options)).close()
         return False
     except asyncpg.InvalidCatalogNameError:
         pass
-    conn = await asyncpg.connect(with_database(url, "postgres"))
+    conn = await asyncpg.connect(with_database(url, "postgres"), **options)
     try:
         quoted = '"' + name.replace('"', '""') + '"'
         try:
@@ -57,7 +59,7 @@ async def create_database_if_missing(url: str) -> bool:
 async def drop_database(url: str) -> None:
     """Drop the URL's database, ending its sessions first (``manage.py destroy``)."""
     name = database_name(url)
-    conn = await asyncpg.connect(with_database(url, "postgres"))
+    conn = await asyncpg.connect(with_database(url, "postgres"), **driver_options(get_settings()))
     try:
         quoted = '"' + name.replace('"', '""') + '"'
         await conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")

@@ -96,20 +96,35 @@ def _print_banner(host: str, port: int, url: str, server: LocalPostgres | None) 
 
 
 APT_TIMEOUT_S = 180  # per apt-get call
+# System programs some tests need (Debian packages), and the tests skipped without them.
+TEST_PACKAGES = {
+    "wrk": ("wrk", "the benchmark smoke test and the scale-out tests"),
+    "pgbouncer": ("pgbouncer", "the scale-out tests"),
+    "nginx": ("nginx", "the scale-out tests"),
+}
+SBIN = ("/usr/sbin", "/sbin")  # where Debian puts pgbouncer and nginx
 
 
-def _ensure_wrk() -> None:
-    """Install wrk, the benchmark's load generator, where this user can (root with apt-get).
+def _installed(program: str) -> bool:
+    return bool(shutil.which(program) or shutil.which(program, path=os.pathsep.join(SBIN)))
 
-    The benchmark's smoke test needs it and is skipped without it; a fresh CI machine is
-    root on Debian, so there the whole suite runs.
+
+def _ensure_test_packages() -> None:
+    """Install the system programs the tests use (``TEST_PACKAGES``) where this user can
+    (root with apt-get); the tests that need a missing one are skipped.
+
+    A fresh CI machine is root on Debian, so there the whole suite runs. Only the package
+    is installed: its service is never started (the tests run their own processes).
     """
-    if shutil.which("wrk"):
+    missing = {name: why for name, why in TEST_PACKAGES.items() if not _installed(name)}
+    if not missing:
         return
+    packages = sorted(package for package, _ in missing.values())
     if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
-        print("wrk is missing: the benchmark smoke test will be skipped (apt-get install wrk)")
+        for name, (package, needed_by) in missing.items():
+            print(f"{name} is missing: {needed_by} will be skipped (apt-get install {package})")
         return
-    print("Installing wrk (the benchmark's load generator) with apt-get ...", flush=True)
+    print(f"Installing {', '.join(packages)} with apt-get ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
     def apt_get(*args: str) -> bool:
@@ -125,18 +140,18 @@ def _ensure_wrk() -> None:
             return False
         return done.returncode == 0
 
-    installed = apt_get("install", "-y", "wrk")
+    installed = apt_get("install", "-y", *packages)
     if not installed:  # the package lists may be missing (a fresh machine): update, again
-        installed = apt_get("update") and apt_get("install", "-y", "wrk")
+        installed = apt_get("update") and apt_get("install", "-y", *packages)
     if not installed:
-        print("Installing wrk failed: the benchmark smoke test will be skipped")
+        print(f"Installing {', '.join(packages)} failed: the tests needing them will be skipped")
 
 
 def test(argv: list[str]) -> int:
     """ruff (lint and format), mypy, the import contracts (lint-imports: the layers in
     pyproject.toml), then pytest; non-zero when any of them fails."""
     python = sys.executable
-    _ensure_wrk()
+    _ensure_test_packages()
     lint_imports = "from importlinter.cli import lint_imports_command as c; c()"
     checks = {
         "ruff check": [python, "-m", "ruff", "check", "."],

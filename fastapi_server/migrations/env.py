@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from fastapi_server.config import get_settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.models import Base
+from fastapi_server.resources.database.postgres import connect_args
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -43,9 +44,10 @@ def _run_migrations(connection: Connection) -> None:
 
 
 async def _run_online(url: str) -> None:
+    # No statement timeout: a migration may rewrite a large table.
     engine = create_async_engine(
         to_sqlalchemy_url(url),
-        connect_args={"server_settings": {"application_name": "alembic"}},
+        connect_args=connect_args(get_settings(), "alembic", statement_timeout=False),
     )
     try:
         async with engine.connect() as connection:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from fastapi_server.resources.database.postgres import Database
+from fastapi_server.resources.drain import Drain
 from fastapi_server.resources.http import APIRouter
 
 router = APIRouter(tags=["health"])
@@ -24,9 +25,22 @@ async def status() -> dict[str, str]:
     return {"status": "running"}
 
 
-@router.get("/_ready", responses={503: {"description": "The database is unreachable."}})
+@router.get(
+    "/_ready",
+    responses={503: {"description": "Draining before a shutdown, or the database is unreachable."}},
+)
 async def ready(request: Request) -> JSONResponse:
-    """Readiness: the database answers a query within two seconds."""
+    """Readiness: not draining (SIGTERM received), and the database answers a query
+    within two seconds."""
+    drain: Drain | None = getattr(request.app.state, "drain", None)
+    if drain is not None and drain.draining:
+        return JSONResponse(
+            status_code=503,
+            content={
+                "status": "draining",
+                "detail": {"code": "DRAINING", "message": "This instance is shutting down."},
+            },
+        )
     database: Database = request.app.state.database
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), database.reads() as scope:

@@ -23,11 +23,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the flags (unless the database is down) and keep them fresh until shutdown."""
     register_provider()
     settings: Settings = app.state.settings
-    if not settings.database_url:
+    if not settings.listen_url:
         yield
         return
+    # DATABASE_LISTEN_URL: straight to PostgreSQL, past any pooler (LISTEN needs a session).
     listener = FlagListener(
-        to_asyncpg_dsn(settings.database_url), flag_cache, get_feature_flags_settings()
+        to_asyncpg_dsn(settings.listen_url), flag_cache, get_feature_flags_settings()
     )
     app.state.feature_flags_listener = listener
     _running.add(listener)

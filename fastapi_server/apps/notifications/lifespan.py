@@ -39,13 +39,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         getattr(app.state, "notifications_settings", None) or get_notifications_settings()
     )
     platform: Settings = app.state.settings
-    if not settings.worker_in_process or not platform.database_url:
+    if not settings.worker_in_process or not platform.listen_url:
         yield
         return
     check_transport(platform.env, settings)
     database: Database = app.state.database
     worker = DeliveryWorker(
-        database, to_asyncpg_dsn(platform.database_url), settings, name=worker_name("api")
+        database, to_asyncpg_dsn(platform.listen_url), settings, name=worker_name("api")
     )
     app.state.notifications_worker = worker
     task = asyncio.create_task(worker.run(), name="notifications-worker")

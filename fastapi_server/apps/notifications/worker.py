@@ -229,10 +229,15 @@ def _settings_for(url: str) -> Settings:
     )
 
 
-async def serve(url: str, settings: NotificationsSettings | None = None) -> None:
-    """Run one worker on ``url`` until SIGTERM or SIGINT."""
+async def serve(
+    url: str, settings: NotificationsSettings | None = None, *, listen_url: str | None = None
+) -> None:
+    """Run one worker on ``url`` until SIGTERM or SIGINT; its LISTEN connection goes to
+    ``listen_url`` (DATABASE_LISTEN_URL: past any pooler), else to ``url``."""
     database = Database.from_settings(_settings_for(url), "notifications-worker")
-    worker = DeliveryWorker(database, to_asyncpg_dsn(url), settings or get_notifications_settings())
+    worker = DeliveryWorker(
+        database, to_asyncpg_dsn(listen_url or url), settings or get_notifications_settings()
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C still interrupts
@@ -250,7 +255,7 @@ def main() -> None:
         configure_logging(settings.log_level, settings.effective_log_format)
         check_transport(settings.env, get_notifications_settings())
         if settings.database_url:
-            asyncio.run(serve(settings.database_url))
+            asyncio.run(serve(settings.database_url, listen_url=settings.listen_url))
         else:
             from init.database import tool_database_url  # development only
 

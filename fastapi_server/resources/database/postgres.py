@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
-from sqlalchemy import RowMapping, Select, event
+from sqlalchemy import Connection, RowMapping, Select, event
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -91,16 +92,39 @@ def is_read_only(session: AsyncSession) -> bool:
     return isinstance(session.sync_session, _ReadOnlySession)
 
 
+# What a request meets when the database or the pooler is down or restarting: the
+# exceptions that reach the app unwrapped (a refused connection, the pool's timeout) ...
+UNREACHABLE_ERRORS = (OSError, PoolTimeout)
+# ... and with the driver's, wrapped in SQLAlchemy's DBAPIError.
+_UNREACHABLE = (
+    *UNREACHABLE_ERRORS,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
 class ReadScope:
     """A read-only (GET) request's database access; nothing is checked out until used.
 
     ``session`` is an ORM session in autocommit (each statement its own transaction,
-    seeing committed data) that refuses writes.
+    seeing committed data) that refuses writes. With ``in_transaction`` (behind PgBouncer,
+    where the statement timeout is set per transaction) it runs in one transaction
+    instead, rolled back at the end.
     """
 
-    def __init__(self, autocommit_engine: AsyncEngine, gate: AdmissionGate) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        autocommit_engine: AsyncEngine,
+        gate: AdmissionGate,
+        *,
+        in_transaction: bool = False,
+    ) -> None:
         self.session = AdmittedSession(
-            bind=autocommit_engine,
+            bind=engine if in_transaction else autocommit_engine,
             expire_on_commit=False,
             sync_session_class=_ReadOnlySession,
             gate=gate,
@@ -163,7 +187,12 @@ class Database:
     """An ``AsyncEngine`` and its sessionmaker: made once per process, disposed at exit."""
 
     def __init__(
-        self, engine: AsyncEngine, max_connections: float = math.inf, wait_s: float | None = None
+        self,
+        engine: AsyncEngine,
+        max_connections: float = math.inf,
+        wait_s: float | None = None,
+        *,
+        reads_in_transaction: bool = False,
     ) -> None:
         self.engine = engine
         # At most as many sessions using the database at once as the pool has connections,
@@ -175,6 +204,8 @@ class Database:
         # The same engine and pool, with connections handed out in autocommit: a read
         # then costs one round trip instead of BEGIN, the query and ROLLBACK.
         self.autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Behind PgBouncer the statement timeout exists only inside a transaction.
+        self.reads_in_transaction = reads_in_transaction
 
     @classmethod
     def from_settings(cls, settings: Settings, application_name: str) -> Database:
@@ -184,9 +215,6 @@ class Database:
                 "DATABASE_URL is not set. Start the API with `python3 manage.py serve` "
                 "(it starts a local PostgreSQL) or set DATABASE_URL."
             )
-        server_settings = {"application_name": application_name[:63]}
-        if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
         engine = create_async_engine(
             to_sqlalchemy_url(settings.database_url),
             pool_size=settings.db_pool_size,
@@ -194,10 +222,18 @@ class Database:
             pool_timeout=settings.db_pool_timeout,
             pool_pre_ping=settings.db_pool_pre_ping,
             hide_parameters=True,  # error messages and logs never carry emails or hashes
-            connect_args={"server_settings": server_settings},
+            connect_args=connect_args(settings, application_name),
         )
+        timeout_ms = settings.db_statement_timeout_ms
+        if settings.db_pgbouncer and timeout_ms:
+            _set_timeout_per_transaction(engine, timeout_ms)
         max_connections = settings.db_pool_size + settings.db_max_overflow
-        return cls(engine, max_connections, settings.db_pool_timeout)
+        return cls(
+            engine,
+            max_connections,
+            settings.db_pool_timeout,
+            reads_in_transaction=settings.db_pgbouncer and bool(timeout_ms),
+        )
 
     @classmethod
     def for_tool(cls, url: str, application_name: str) -> Database:
@@ -225,7 +261,12 @@ class Database:
         """A request's database access (``resources/http.py``): a ``ReadScope`` for a
         read-only request, else a ``WriteScope``. Nothing is checked out until used."""
         if read_only:
-            return ReadScope(self.autocommit_engine, self.gate)
+            return ReadScope(
+                self.engine,
+                self.autocommit_engine,
+                self.gate,
+                in_transaction=self.reads_in_transaction,
+            )
         return WriteScope(self.sessionmaker())
 
     @asynccontextmanager
@@ -236,7 +277,9 @@ class Database:
         committed data, so a single-query read costs one round trip. Writing through the
         ORM raises ``ReadOnlySessionError``.
         """
-        scope = ReadScope(self.autocommit_engine, self.gate)
+        scope = ReadScope(
+            self.engine, self.autocommit_engine, self.gate, in_transaction=self.reads_in_transaction
+        )
         try:
             yield scope
         finally:
@@ -246,8 +289,69 @@ class Database:
         await self.engine.dispose()
 
 
+def connect_args(
+    settings: Settings, application_name: str, *, statement_timeout: bool = True
+) -> dict[str, Any]:
+    """asyncpg's connection arguments, as SQLAlchemy's ``connect_args``: the connection's
+    name (``pg_stat_activity``), the statement timeout, and what PgBouncer needs.
+
+    Direct to PostgreSQL, the statement timeout is a startup parameter of the connection.
+    PgBouncer refuses startup parameters other than a few (``application_name`` is one of
+    them), so behind it the timeout is set per transaction (``SET LOCAL``) instead. In its
+    transaction pooling mode, consecutive transactions of one client connection may run on
+    different server connections, and PgBouncer before 1.21 does not carry prepared
+    statements across: asyncpg's statement cache is off, so asyncpg sends each query's
+    Parse again with its Bind (asyncpg 0.29 and later) and names no statement; SQLAlchemy's
+    own cache is off and its statements are unnamed too, so no statement outlives the
+    message batch that uses it.
+    """
+    server_settings = {"application_name": application_name[:63]}
+    args: dict[str, Any] = {"server_settings": server_settings}
+    if settings.db_pgbouncer:
+        args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unnamed_statement,
+        }
+    elif statement_timeout and settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    return args
+
+
+def driver_options(settings: Settings) -> dict[str, Any]:
+    """Options for a plain ``asyncpg.connect`` to DATABASE_URL (see ``connect_args``)."""
+    return {"statement_cache_size": 0} if settings.db_pgbouncer else {}
+
+
+def _unnamed_statement() -> str:
+    return ""  # PostgreSQL's unnamed statement, replaced by the next Parse
+
+
+def _set_timeout_per_transaction(engine: AsyncEngine, timeout_ms: int) -> None:
+    """Begin every transaction with ``SET LOCAL statement_timeout`` (autocommit excepted)."""
+    statement = f"SET LOCAL statement_timeout = {int(timeout_ms)}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _set_timeout(connection: Connection) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql(statement)
+
+
 DatabaseError = DBAPIError
 """Any error the database driver raised (``main.py`` handles it)."""
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """True when the error says the database (or the pooler before it) is out of reach:
+    a connection refused or lost, or none free in the pool within DB_POOL_TIMEOUT."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 def is_refused_value(exc: BaseException) -> bool:

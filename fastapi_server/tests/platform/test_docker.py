@@ -40,9 +40,11 @@ COMPOSE_FILES = {"dev": "docker-compose.dev.yml", "prod": "docker-compose.prod.y
 # Services each file must have, whatever else README.md documents.
 REQUIRED_SERVICES = {
     "dev": {"postgres", "migrate", "api", "mailpit"},
-    "prod": {"postgres", "migrate", "api", "worker"},
+    "prod": {"postgres", "pgbouncer", "migrate", "api", "nginx", "worker"},
 }
 # The app's own containers (built from the Dockerfile), per file.
+# Configured by a committed file under deploy/ (passwords: a compose secret), not env files.
+CONFIGURED_BY_FILE = {"pgbouncer", "nginx"}
 APP_SERVICES = {"dev": ("migrate", "api"), "prod": ("migrate", "api", "worker")}
 
 
@@ -189,16 +191,45 @@ def test_python_modules_the_services_run_are_importable(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", COMPOSE_FILES)
 def test_app_services_reach_the_compose_database_with_its_credentials(kind: str) -> None:
+    """Straight to the postgres service, or through the pgbouncer service (then with
+    DB_PGBOUNCER=true, and LISTEN straight to postgres): its user, password and database."""
+    db_env = effective_environment(services(kind)["postgres"])
+    expected = (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"], db_env["POSTGRES_DB"])
     for name in APP_SERVICES[kind]:
-        url = urlsplit(effective_environment(services(kind)[name])["DATABASE_URL"])
-        assert url.hostname in services(kind), f"{name}: {url.hostname} is no service"
-        db_env = effective_environment(services(kind)[url.hostname])
-        assert (url.username, url.password, url.path.lstrip("/"), url.port or 5432) == (
-            db_env["POSTGRES_USER"],
-            db_env["POSTGRES_PASSWORD"],
-            db_env["POSTGRES_DB"],
-            5432,
-        ), name
+        env = effective_environment(services(kind)[name])
+        url = urlsplit(env["DATABASE_URL"])
+        listen = urlsplit(env.get("DATABASE_LISTEN_URL") or env["DATABASE_URL"])
+        assert (listen.hostname, listen.port or 5432) == ("postgres", 5432), name
+        assert (listen.username, listen.password, listen.path.lstrip("/")) == expected, name
+        assert (url.username, url.password, url.path.lstrip("/")) == expected, name
+        if url.hostname == "pgbouncer":
+            assert url.port == 6432, name
+            assert env.get("DB_PGBOUNCER", "").lower() == "true", name
+        else:
+            assert (url.hostname, url.port or 5432) == ("postgres", 5432), name
+
+
+def test_prod_puts_pgbouncer_before_postgres_and_nginx_before_the_scalable_api() -> None:
+    prod = services("prod")
+    ini = (REPO_ROOT / "deploy/pgbouncer/pgbouncer.ini").read_text()
+    assert re.search(r"^pool_mode = transaction$", ini, re.M)
+    assert re.search(r"^\* = host=postgres port=5432$", ini, re.M)
+    assert re.search(r"^listen_port = 6432$", ini, re.M)
+    # The passwords come from a secret file (committed: its template only).
+    secret = compose("prod")["secrets"]["pgbouncer_userlist"]["file"]
+    assert "pgbouncer_userlist" in prod["pgbouncer"]["secrets"]
+    assert re.search(r"^auth_file = /run/secrets/pgbouncer_userlist$", ini, re.M)
+    assert (REPO_ROOT / f"{secret}.example").is_file()
+    ignored = subprocess.run(["git", "check-ignore", "-q", secret], cwd=REPO_ROOT, check=False)
+    assert ignored.returncode == 0, f"{secret} holds passwords: it must be git-ignored"
+    # Replicas publish no host port (docker compose up --scale api=3); nginx does.
+    assert "ports" not in prod["api"]
+    assert prod["nginx"]["ports"] == ["127.0.0.1:8000:8080"]
+    conf = (REPO_ROOT / "deploy/nginx/nginx.conf").read_text()
+    assert re.search(r"server api:8000 resolve", conf)
+    assert "listen 8080;" in conf
+    assert "proxy_next_upstream error timeout;" in conf
+    assert int(environment(prod["api"])["SHUTDOWN_DRAIN_SECONDS"]) > 0
 
 
 @pytest.mark.parametrize("kind", COMPOSE_FILES)
@@ -267,7 +298,8 @@ def test_prod_keeps_secrets_out_of_the_compose_file() -> None:
     for name, svc in services("prod").items():
         inline = [key for key in environment(svc) if re.search(r"PASSWORD|SECRET|_URL$", key)]
         assert inline == [], f"{name}: secrets belong in its env_file: {inline}"
-        assert env_files(svc), f"{name} reads no env_file"
+        if name not in CONFIGURED_BY_FILE:
+            assert env_files(svc), f"{name} reads no env_file"
 
 
 def test_dev_reloads_the_mounted_source_and_mails_to_mailpit() -> None:
@@ -295,11 +327,15 @@ def readme_docker_section() -> str:
 
 
 def test_the_services_readme_documents_are_the_services_of_each_file() -> None:
-    """The README's service table (``| `name` | dev, prod | ...``) matches the files."""
+    """The service tables (``| `name` | dev, prod | ...``) of README.md and of
+    docs/scaling.md (the scale-out services) together match the files."""
     documented: dict[str, set[str]] = {kind: set() for kind in COMPOSE_FILES}
-    for name, kinds in re.findall(r"^\| `([\w-]+)` \| ([\w, ]+) \|", readme_docker_section(), re.M):
-        for kind in kinds.split(","):
-            documented[kind.strip()].add(name)
+    tables = readme_docker_section() + (REPO_ROOT / "docs/scaling.md").read_text()
+    for name, kinds in re.findall(r"^\| `([\w-]+)` \| ([\w, ]+) \|", tables, re.M):
+        named = [kind.strip() for kind in kinds.split(",")]
+        if set(named) <= set(COMPOSE_FILES):  # other tables of the docs list other things
+            for kind in named:
+                documented[kind].add(name)
     for kind in COMPOSE_FILES:
         assert REQUIRED_SERVICES[kind] <= documented[kind], kind
         assert documented[kind] == set(services(kind)), kind
