@@ -23,6 +23,8 @@ from fastapi_server.apps.feature_flags.api.api import router as feature_flags_ro
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
 from fastapi_server.apps.notifications.lifespan import lifespan as notifications_lifespan
+from fastapi_server.apps.projects.api.api import router as projects_router
+from fastapi_server.apps.todos.api.api import router as todos_router
 from fastapi_server.apps.users.api.api import router as users_router
 from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
@@ -171,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, settings.effective_log_format)
     app = FastAPI(
         title="FastAPI platform",
-        description="Users, feature flags and notifications, one app per feature.",
+        description="Users, feature flags, notifications, projects and todos, one app per feature.",
         lifespan=lifespan,
         telemetry={
             "tracing": settings.telemetry,
@@ -202,4 +204,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(health.router)
     app.include_router(notifications_router)
+    app.include_router(projects_router)
+    app.include_router(todos_router)
     return app
