@@ -4,7 +4,7 @@
 it, with ``member`` and ``owner`` as plain members, a todo of ``owner``'s in it, an
 ``other`` user who belongs to nothing, a ``superuser`` who belongs to nothing, and a
 ``newcomer`` to add. ``world.headers(role)`` gives each role's Authorization header
-(none for ``anonymous``).
+(none for ``anonymous``), ``world.id(role)`` its user id.
 """
 
 from __future__ import annotations
@@ -23,26 +23,20 @@ from fastapi_server.tests.helpers.users import auth_headers, make_user
 ROLES = ("owner", "project_admin", "member", "other", "superuser", "anonymous")
 
 
-@dataclass
+@dataclass(frozen=True)
 class World:
-    owner: User
-    admin: User
-    member: User
-    other: User
-    superuser: User
-    newcomer: User
+    """Plain values only (ids, headers): they stay readable after a request rolls back."""
+
+    ids: dict[str, uuid.UUID]
+    auth: dict[str, dict[str, str]]
     project_id: uuid.UUID
     todo_id: uuid.UUID
 
-    def user(self, role: str) -> User | None:
-        return None if role == "anonymous" else getattr(self, _ATTRIBUTE.get(role, role))
+    def id(self, role: str) -> uuid.UUID:
+        return self.ids[role]
 
     def headers(self, role: str) -> dict[str, str]:
-        user = self.user(role)
-        return {} if user is None else auth_headers(user)
-
-
-_ATTRIBUTE = {"project_admin": "admin"}
+        return self.auth.get(role, {})
 
 
 async def add_member(dbs: Databases, project_id: uuid.UUID, user: User, *, admin: bool) -> None:
@@ -63,13 +57,17 @@ async def make_world(dbs: Databases) -> World:
         dbs, TodoCreate(title="Water the roses", project_id=project.id), actor=users["owner"].id
     )
     await dbs.session.commit()  # a failing request rolls back only its own savepoint
+    by_role = {
+        "owner": users["owner"],
+        "project_admin": users["admin"],
+        "member": users["member"],
+        "other": users["other"],
+        "superuser": superuser,
+        "newcomer": users["newcomer"],
+    }
     return World(
-        owner=users["owner"],
-        admin=users["admin"],
-        member=users["member"],
-        other=users["other"],
-        superuser=superuser,
-        newcomer=users["newcomer"],
+        ids={role: user.id for role, user in by_role.items()},
+        auth={role: auth_headers(user) for role, user in by_role.items()},
         project_id=project.id,
         todo_id=todo.id,
     )

@@ -68,7 +68,7 @@ TABLE: dict[str, tuple[str, str, dict[str, Any] | None, tuple[int, ...]]] = {
 
 def _fill(value: Any, world: World) -> Any:
     if isinstance(value, str):
-        return value.format(project=world.project_id, todo=world.todo_id, member=world.member.id)
+        return value.format(project=world.project_id, todo=world.todo_id, member=world.id("member"))
     if isinstance(value, dict):
         return {key: _fill(item, world) for key, item in value.items()}
     return value
