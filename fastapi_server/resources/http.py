@@ -10,7 +10,7 @@ with ``page_query`` (``lib.pagination``'s contract as query parameters).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import anyio
@@ -154,13 +154,13 @@ def page_query(
     order_keys: type[OrderT],
     default_order: OrderT,
     default_direction: OrderDirection = OrderDirection.ASC,
-) -> Callable[..., PageRequest[OrderT]]:
+) -> Callable[..., Awaitable[PageRequest[OrderT]]]:
     """A dependency reading ``lib.pagination``'s query parameters into a ``PageRequest``:
     ``page``, ``page_size``, ``order_by`` (one of ``order_keys``) and ``order_direction``.
     Values out of range answer FastAPI's 422, like any other bad parameter."""
 
-    def page_request(**params: Any) -> PageRequest[OrderT]:
-        return PageRequest(**params)
+    async def page_request(**params: Any) -> PageRequest[OrderT]:
+        return PageRequest(**params)  # async: FastAPI would run a plain def in a thread
 
     def parameter(name: str, annotation: Any, default: Any, query: Any) -> inspect.Parameter:
         return inspect.Parameter(
