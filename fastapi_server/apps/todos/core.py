@@ -8,15 +8,15 @@ Functions take a ``Databases`` and the acting user's id, and raise the domain er
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi_server.apps.projects import core as projects
 from fastapi_server.apps.projects.core import ProjectAccess
 from fastapi_server.apps.todos.errors import TodoNotFound
 from fastapi_server.apps.todos.models import Todo
-from fastapi_server.apps.todos.schemas import TodoCreate, TodoOrder, TodoUpdate
-from fastapi_server.lib.pagination import PageRequest
+from fastapi_server.apps.todos.schemas import TodoCreate, TodoOrder, TodoRead, TodoUpdate
+from fastapi_server.lib.pagination import Page, PageRequest
 from fastapi_server.resources.database.databases import Databases
 
 
@@ -40,16 +40,20 @@ async def access(dbs: Databases, todo_id: uuid.UUID, user_id: uuid.UUID) -> Todo
 
 async def list_of_owner(
     dbs: Databases, owner: uuid.UUID, request: PageRequest[TodoOrder]
-) -> tuple[Sequence[Todo], int]:
+) -> Page[TodoRead]:
     """One page of ``owner``'s todos, and how many there are."""
-    return await dbs.todos.page_of_owner(owner, request)
+    return _page(*await dbs.todos.page_of_owner(owner, request))
 
 
 async def list_of_project(
     dbs: Databases, project_id: uuid.UUID, request: PageRequest[TodoOrder]
-) -> tuple[Sequence[Todo], int]:
+) -> Page[TodoRead]:
     """One page of the project's todos, and how many there are."""
-    return await dbs.todos.page_of_project(project_id, request)
+    return _page(*await dbs.todos.page_of_project(project_id, request))
+
+
+def _page(rows: list[dict[str, Any]], total: int) -> Page[TodoRead]:
+    return Page(total=total, results=[TodoRead.model_validate(row) for row in rows])
 
 
 async def create_todo(dbs: Databases, todo_in: TodoCreate, *, actor: uuid.UUID) -> Todo:

@@ -43,4 +43,4 @@ class Databases:
 
     @cached_property
     def todos(self) -> TodosDB:
-        return TodosDB(self.session)
+        return TodosDB(self.session, self.reader)

@@ -1,4 +1,6 @@
-"""The SQL side of ``lib.pagination``: one page of an ORM query and the list's total."""
+"""The SQL side of ``lib.pagination``: one page of a list and the list's total, as ORM
+objects (``fetch_page``) or, for hot lists, as plain rows in one statement
+(``page_sql`` and ``read_page``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from fastapi_server.lib.pagination import PageRequest
+from fastapi_server.resources.database.postgres import Reader
 
 RowT = TypeVar("RowT")
 
@@ -32,3 +35,34 @@ async def fetch_page(
         query.order_by(*order).offset(request.offset).limit(request.page_size)
     )
     return rows.all(), total
+
+
+def page_sql(
+    table: str, columns: Sequence[str], where: str, key: str, *, descending: bool, params: int
+) -> str:
+    """One statement reading a page of ``table`` as plain rows and the whole list's count.
+
+    ``where`` (fixed SQL of the caller's, using ``$1`` to ``$<params>``) selects the list;
+    the rows are ordered by ``key`` then ``id`` (a total order), and LIMIT and OFFSET are
+    the next two parameters. The answer always has a row: its ``total`` column is the
+    count, and a page past the end is one row whose other columns are NULL
+    (``read_page`` drops it). Both halves can use an index on ``(<where's column>, key,
+    id)``: an index-only count, and an ordered scan that stops after the page.
+    """
+    direction = "DESC" if descending else "ASC"
+    return (
+        f"SELECT listed.total, page.* FROM (SELECT count(*) AS total FROM {table} "  # noqa: S608 -- fixed names
+        f"WHERE {where}) AS listed LEFT JOIN LATERAL (SELECT {', '.join(columns)} FROM {table} "
+        f"WHERE {where} ORDER BY {key} {direction}, id {direction} "
+        f"LIMIT ${params + 1} OFFSET ${params + 2}) AS page ON true"
+    )
+
+
+async def read_page(
+    reader: Reader, sql: str, args: Sequence[Any], request: PageRequest[Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows of ``page_sql``'s statement as dicts (without ``total``), and the count."""
+    rows = await reader.fetch(sql, *args, request.page_size, request.offset)
+    total = int(rows[0]["total"])
+    page = [{k: v for k, v in row.items() if k != "total"} for row in rows if row["id"] is not None]
+    return page, total

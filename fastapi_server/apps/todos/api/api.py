@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Response
@@ -10,7 +9,6 @@ from fastapi import Depends, Response
 from fastapi_server.apps.projects.entitlements import ProjectReader
 from fastapi_server.apps.todos import core
 from fastapi_server.apps.todos.entitlements import TodoEditor, TodoMember, check_project_member
-from fastapi_server.apps.todos.models import Todo
 from fastapi_server.apps.todos.schemas import TodoCreate, TodoOrder, TodoRead, TodoUpdate
 from fastapi_server.apps.users.entitlements import CurrentUser
 from fastapi_server.lib.errors import error_doc
@@ -28,15 +26,11 @@ SIGNED_IN: Responses = {401: error_doc("NOT_AUTHENTICATED")}
 VISIBLE: Responses = {**SIGNED_IN, 404: error_doc("TODO_NOT_FOUND (or not yours to see)")}
 
 
-def _page(todos: Sequence[Todo], total: int) -> Page[TodoRead]:
-    return Page(total=total, results=[TodoRead.model_validate(todo) for todo in todos])
-
-
 @router.get("/todos", response_model=Page[TodoRead], responses=SIGNED_IN)
 async def list_my_todos(user: CurrentUser, dbs: DBs, page: TodoPageQuery) -> Page[TodoRead]:
     """The caller's own todos (in any project or none), ordered by `created_on` (default)
     or `title`, then by id."""
-    return _page(*await core.list_of_owner(dbs, user.id, page))
+    return await core.list_of_owner(dbs, user.id, page)
 
 
 @router.post(
@@ -103,4 +97,4 @@ async def list_project_todos(
 ) -> Page[TodoRead]:
     """The project's todos, whoever owns them (for its members, and superusers), ordered
     by `created_on` (default) or `title`, then by id."""
-    return _page(*await core.list_of_project(dbs, access.project.id, page))
+    return await core.list_of_project(dbs, access.project.id, page)
