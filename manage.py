@@ -4,6 +4,7 @@
 python3 manage.py serve         run the API (embedded PostgreSQL unless DATABASE_URL is set)
 python3 manage.py test [ARGS]   lint, type-check and run the test suite (ARGS go to pytest)
 python3 manage.py bootstrap     create, migrate and seed the database, then exit
+python3 manage.py startapp NAME generate a new app (with migration and tests), registered
 python3 manage.py destroy --yes stop and delete the local database (or drop DATABASE_URL's)
 """
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 REQUIREMENTS = {"runtime": ROOT / "requirements.txt", "dev": ROOT / "requirements-dev.txt"}
-COMMANDS = ("serve", "test", "bootstrap", "destroy")
+COMMANDS = ("serve", "test", "bootstrap", "startapp", "destroy")
 
 
 def _requirements_digest(kind: str) -> str:
@@ -58,7 +59,7 @@ def main() -> None:
     command = sys.argv[1]
     if not _in_venv():
         try:
-            ensure_venv("dev" if command == "test" else "runtime")
+            ensure_venv("dev" if command in ("test", "startapp") else "runtime")
         except subprocess.CalledProcessError:
             sys.exit("Installing the requirements failed (see above).")
         os.chdir(ROOT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import statistics
@@ -32,6 +33,16 @@ MAX_RSS_GROWTH = 0.10
 MAX_MICRO_US = 5.0
 MAX_STATUS_SLOWDOWN = 2.0
 MAX_SCALE_LOSS = 0.10
+BASE_TODOS = 1_000  # todos of the benchmark user, in one project of theirs (the small side)
+TODO_USERS = 10_000  # users and projects the --todos side spreads its todos over
+TODO_PROJECTS = 1_000
+MAX_TODOS_P99_MS = 100
+# What the --todos comparison reads, on each side: each list at page 1 and page 50 (10 a
+# page), newest first and by title.
+TODO_LISTS = ("own", "project")
+LABELS = {"own": "/todos/todos", "project": "/todos/projects/{id}"}
+TODO_ORDERS = (("created_on", "desc"), ("title", "asc"))
+TODO_PAGES = (1, 50)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Plan:
     # the quick run uses fewer, so that the logins queued at the end drain sooner.
     login_connections: int
     storm_connections: int
+    todos: int | None = None  # --todos N: GET /todos/... with N todos against BASE_TODOS
 
     def estimate_s(self) -> int:
         """A rough length of the run (start-up, rounds, probes, memory steps), for the log."""
@@ -64,7 +76,9 @@ class Plan:
         scale = (self.users or 0) / 30_000 + self.rounds * (4 * interval + 10) if self.users else 0
         storm = self.status_s + self.rounds * (3 * self.status_s + 10)  # the /_status probes
         storm += self.rounds * (interval + 5)  # GET /feature-flags under a storm
-        return int(40 + rounds + storm + memory + scale)
+        todo_pairs = len(TODO_LISTS) * len(TODO_ORDERS) * len(TODO_PAGES)
+        todos = (self.todos / 20_000 + self.rounds * todo_pairs * 2 * interval) if self.todos else 0
+        return int(40 + rounds + storm + memory + scale + todos)
 
 
 _STARTED = time.monotonic()
@@ -95,6 +109,8 @@ class Benchmark:
         self.env: dict[str, str] = {}
         self.servers: dict[str, stack.Server] = {}
         self.scale_url = ""  # a copy of the seeded database, for the --users comparison
+        self.todos_url = ""  # another, for the --todos comparison
+        self.todo_project: uuid.UUID | None = None
 
     # --- set-up -----------------------------------------------------------------------
 
@@ -116,6 +132,9 @@ class Benchmark:
             emails = (self.logins.email(i) for i in range(1, BASE_USERS))
             population += asyncio.run(stack.copy_users(self.url, user_id, emails))
         self.logins = replace(self.logins, population=population, password=password)
+        if self.plan.todos is not None and user_id is not None:
+            self.todo_project = asyncio.run(stack.seed_todos(self.url, user_id, BASE_TODOS))
+            self.todos_url = stack.clone_database(self.exits, self.url, "_todos")
         if self.plan.users is not None and user_id is not None:
             # The --users side gets a copy of this database (same users, same ids, so the
             # same token works on both) before anyone connects, which the copy requires.
@@ -187,12 +206,13 @@ class Benchmark:
         for server in (self.api, self.baseline):
             server.stop()
 
-    def login(self) -> str | None:
-        """An access token for the benchmark user, from ``POST /login`` over HTTP."""
+    def login(self, server_url: str | None = None) -> str | None:
+        """An access token for the benchmark user, from ``POST /login`` over HTTP (on the
+        API, or the server at ``server_url``)."""
         if self.user_id is None:
             return None
         status, body = stack.http_call(
-            self.api.url + self.logins.path,
+            (server_url or self.api.url) + self.logins.path,
             "POST",
             {"Content-Type": "application/x-www-form-urlencoded"},
             urllib.parse.urlencode(
@@ -557,6 +577,105 @@ class Benchmark:
         ratios = [] if big is None else pair_ratios(base.rounds, big.rounds)
         if not ratios or base.rps is None or big is None or big.rps is None:
             self.targets.append(Target(what, NA, target, None, base.unavailable or ""))
+            return ratios
+        share = statistics.median(ratios)
+        figure = (
+            f"{base.rps:,.0f} -> {big.rps:,.0f} req/s; per round "
+            + ", ".join(f"{r:.0%}" for r in ratios)
+            + f" -> {share:.0%}"
+        )
+        self.targets.append(Target(what, figure, target, share >= 1 - MAX_SCALE_LOSS))
+        return ratios
+
+    def todos_scale(self) -> None:
+        """``GET /todos/todos`` and ``GET /todos/projects/{id}`` with ``plan.todos`` todos
+        against BASE_TODOS, in paired rounds like ``users_scale``.
+
+        Both sides read the same lists (the benchmark user's BASE_TODOS todos, all in one
+        project of theirs); the big side is a copy of the database with TODO_USERS users
+        and TODO_PROJECTS projects holding the rest of the todos, loaded by set-based SQL.
+        """
+        todos = self.plan.todos
+        if todos is None:
+            return
+        if not self.todos_url or self.todo_project is None or self.user_id is None:
+            why = self.notes.get("users", "no benchmark user")
+            self.sections["todos_scale"] = {"unavailable": why}
+            self.targets.append(Target(f"GET /todos/... with {todos:,} todos", NA, "", None, why))
+            return
+        started = time.monotonic()
+        emails = (self.logins.email(i) for i in range(self.logins.population, TODO_USERS + 1))
+        asyncio.run(stack.copy_users(self.todos_url, self.user_id, emails))
+        added = asyncio.run(
+            stack.load_todos(
+                self.todos_url, self.user_id, TODO_USERS, TODO_PROJECTS, todos - BASE_TODOS
+            )
+        )
+        load_s = time.monotonic() - started
+        say(f"loaded {added:,} more todos over {TODO_USERS:,} users in {load_s:.1f}s")
+        big_server = stack.start_server(
+            self.exits,
+            "api-todos",
+            "fastapi_server.main:create_app",
+            self.env | {"DATABASE_URL": self.todos_url},
+            self.plan.workers,
+            self.log_dir,
+        )
+        big_server.wait_ready("/_ready")
+        self.pids += big_server.all_pids()
+        self.servers["api_todos"] = big_server
+        try:
+            pairs = self._todo_endpoints(BASE_TODOS + added, big_server.url)
+            self.run_rounds(pairs, label="todos, ", paired=True)
+        finally:
+            del self.servers["api_todos"]
+            big_server.terminate()
+            big_server.stop()
+        ratios = {
+            key[: -len("_base")]: self._todos_target(self.endpoints[key], self.endpoints[big])
+            for key, big in zip(pairs[::2], pairs[1::2], strict=True)
+        }
+        self.sections["todos_scale"] = {
+            "todos": BASE_TODOS + added,
+            "load_seconds": round(load_s, 1),
+            "ratios": {k: [round(r, 3) for r in v] for k, v in ratios.items()},
+        }
+
+    def _todo_endpoints(self, total: int, big_url: str) -> list[str]:
+        """The base and big endpoint of each list, order and page, in pairs; their keys."""
+        paths = {"own": "/todos/todos", "project": f"/todos/projects/{self.todo_project}"}
+        tokens = {"api": self.login(), "api_todos": self.login(big_url)}
+        sides = (("base", "api", BASE_TODOS), ("big", "api_todos", total))
+        keys: list[str] = []
+        for name, (order_by, direction), page in itertools.product(
+            TODO_LISTS, TODO_ORDERS, TODO_PAGES
+        ):
+            query = f"?page={page}&order_by={order_by}&order_direction={direction}"
+            path, shown = paths[name] + query, LABELS[name] + query
+            for side, server, count in sides:
+                token = tokens[server]
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                endpoint = Endpoint(
+                    f"todos_{name}_{order_by}_p{page}_{side}",
+                    f"GET {shown} ({count:,} todos)",
+                    server,
+                    Load(requests=(Request(path=path, headers=headers),)),
+                    max_p99_ms=MAX_TODOS_P99_MS if side == "big" else None,
+                )
+                no_token = None if token else self.notes.get("login", "no access token")
+                endpoint.unavailable = no_token or self._check(endpoint, token)
+                self.endpoints[endpoint.key] = endpoint
+                keys.append(endpoint.key)
+        return keys
+
+    def _todos_target(self, base: Endpoint, big: Endpoint) -> list[float]:
+        """The target on the median round's ratio of ``big``'s req/s to ``base``'s."""
+        what = f"{big.label}: req/s vs {BASE_TODOS:,} todos"
+        target = f">= {1 - MAX_SCALE_LOSS:.0%}"
+        ratios = pair_ratios(base.rounds, big.rounds)
+        if not ratios or base.rps is None or big.rps is None:
+            why = big.unavailable or base.unavailable or ""
+            self.targets.append(Target(what, NA, target, None, why))
             return ratios
         share = statistics.median(ratios)
         figure = (

@@ -18,7 +18,7 @@ class Endpoint:
 
     key: str
     label: str
-    server: str  # "api", "baseline" or "api_scale" (the API on the copy with --users)
+    server: str  # "api", "baseline", "api_scale" (--users) or "api_todos" (--todos): a copy
     load: Load
     baseline: str | None = None  # key of the matching baseline endpoint
     min_ratio: float | None = None  # of the baseline's requests/s

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; needs wrk: ``apt-get install wrk``):
 
-    .venv/bin/python bench/run.py [--quick] [--users N] [--workers W] [--duration S]
+    .venv/bin/python bench/run.py [--quick] [--users N] [--todos N] [--workers W] [--duration S]
                                   [--warmup S] [--rounds R] [--json PATH]
 
 It starts PostgreSQL (embedded in a temporary folder, or a fresh ``<name>_bench``
@@ -11,8 +11,10 @@ sharing one password hash), starts the API as production runs it and the bare ba
 (``bench/baseline.py``) under the same uvicorn settings, drives each endpoint with
 ``wrk -t2 -c32`` (warm-up, then a measured interval, several rounds), measures
 ``is_enabled()`` in process, ``/_status`` and ``GET /feature-flags`` under a login
-storm, RSS per worker after 50k and 100k requests and, with ``--users N``, login and
-``GET /users/user`` with N users.
+storm, RSS per worker after 50k and 100k requests, with ``--users N``, login and
+``GET /users/user`` with N users and, with ``--todos N``, the todo lists
+(``GET /todos/todos``, ``GET /todos/projects/{id}``; pages 1 and 50, newest first and by
+title) with N todos over 10,000 users and 1,000 projects, against the same with 1,000.
 It prints a table, writes the figures as JSON (``bench/results/`` by default) and stops
 everything it started, also on Ctrl-C.
 """
@@ -44,7 +46,7 @@ from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench import stack  # noqa: E402
-from bench.phases import BASE_USERS, Benchmark, Plan, say  # noqa: E402
+from bench.phases import BASE_TODOS, BASE_USERS, Benchmark, Plan, say  # noqa: E402
 from bench.report import endpoint_table, ratio, target_table  # noqa: E402
 from bench.wrk import WRK_MISSING, wrk_path  # noqa: E402
 
@@ -68,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--users", type=int, metavar="N",
         help=f"also measure login and GET /users/user with N users (> {BASE_USERS:,})",
+    )  # fmt: skip
+    p.add_argument(
+        "--todos", type=int, metavar="N",
+        help=f"also measure the todo lists with N todos (> {BASE_TODOS:,}) against {BASE_TODOS:,}",
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, metavar="W", help="uvicorn workers (2)")
     p.add_argument("--duration", type=int, metavar="S", help="measured seconds (10; quick 1)")
@@ -95,9 +101,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
         login_min_s=2 if quick else 4,
         login_connections=4 if quick else 32,
         storm_connections=4 if quick else 16,
+        todos=args.todos,
     )
     if plan.users is not None and plan.users <= BASE_USERS:
         raise SystemExit(f"error: --users must be more than {BASE_USERS:,}")
+    if plan.todos is not None and plan.todos <= BASE_TODOS:
+        raise SystemExit(f"error: --todos must be more than {BASE_TODOS:,}")
     if min(plan.workers, plan.duration_s, plan.rounds) < 1 or plan.warmup_s < 0:
         raise SystemExit("error: --workers, --duration and --rounds must be at least 1")
     return plan
@@ -137,6 +146,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         bench.flags_under_login()
         bench.memory()
         bench.users_scale()
+        bench.todos_scale()
         bench.stop_servers()
         say("stopping PostgreSQL")
     say("everything the benchmark started is stopped")

@@ -220,6 +220,101 @@ async def copy_users(url: str, template_id: uuid.UUID, emails: Iterator[str]) ->
     return count
 
 
+async def seed_todos(url: str, user_id: uuid.UUID, count: int) -> uuid.UUID:
+    """A project of ``user_id``'s (admin) with ``count`` todos of theirs in it; its id.
+
+    The lists the benchmark reads: the user's todos and the project's, ``count`` long.
+    """
+    from fastapi_server.lib.database_url import to_asyncpg_dsn
+
+    conn = await asyncpg.connect(to_asyncpg_dsn(url))
+    try:
+        project_id: uuid.UUID = await conn.fetchval(
+            "INSERT INTO projects (name, created_by, updated_by) "
+            "VALUES ('Benchmark', $1, $1) RETURNING id",
+            user_id,
+        )
+        await conn.execute(
+            "INSERT INTO project_members (project_id, user_id, is_admin, created_by, updated_by) "
+            "VALUES ($1, $2, true, $2, $2)",
+            project_id,
+            user_id,
+        )
+        await conn.execute(
+            """
+            INSERT INTO todos (title, owner, project_id, created_on, created_by, updated_by)
+            SELECT md5(n::text), $1, $2, now() - make_interval(secs => n), $1, $1
+            FROM generate_series(1, $3) AS n
+            """,
+            user_id,
+            project_id,
+            count,
+        )
+        await conn.execute("VACUUM (ANALYZE) projects, project_members, todos")
+    finally:
+        await conn.close()
+    return project_id
+
+
+async def load_todos(url: str, skip_user: uuid.UUID, users: int, projects: int, todos: int) -> int:
+    """``todos`` more todos over ``users`` users (other than ``skip_user``) and ``projects``
+    new projects, with one set-based INSERT each; the number of todos added.
+
+    User number ``u`` belongs to project ``u % projects`` (an admin for the first of
+    each); todo number ``t`` is user ``t % users``'s, in that user's project, one second
+    older than the one before.
+    """
+    from fastapi_server.lib.database_url import to_asyncpg_dsn
+
+    conn = await asyncpg.connect(to_asyncpg_dsn(url))
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE bench_users ON COMMIT DROP AS "
+                "SELECT id, (row_number() OVER (ORDER BY id) - 1)::int AS n FROM users "
+                "WHERE id <> $1 ORDER BY id LIMIT $2",
+                skip_user,
+                users,
+            )
+            found = await conn.fetchval("SELECT count(*) FROM bench_users")
+            if found < users:
+                raise BenchError(f"{users:,} users needed for the todos, {found:,} found")
+            await conn.execute(
+                "CREATE TEMP TABLE bench_projects ON COMMIT DROP AS "
+                "SELECT gen_random_uuid() AS id, n FROM generate_series(0, $1 - 1) AS n",
+                projects,
+            )
+            await conn.execute(
+                "INSERT INTO projects (id, name) SELECT id, 'project ' || n FROM bench_projects"
+            )
+            await conn.execute(
+                """
+                INSERT INTO project_members (project_id, user_id, is_admin)
+                SELECT p.id, u.id, u.n < $1
+                FROM bench_users u JOIN bench_projects p ON p.n = u.n % $1
+                """,
+                projects,
+            )
+            status = await conn.execute(
+                """
+                INSERT INTO todos (title, owner, project_id, created_on, created_by, updated_by)
+                SELECT md5(t::text), u.id, p.id, now() - make_interval(secs => t), u.id, u.id
+                FROM generate_series(0, $1 - 1) AS t
+                JOIN bench_users u ON u.n = t % $2
+                JOIN bench_projects p ON p.n = u.n % $3
+                """,
+                todos,
+                users,
+                projects,
+            )
+        # The steady state, not the aftermath of a bulk load (see copy_users).
+        await conn.execute("VACUUM (ANALYZE) projects, project_members, todos")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+    return int(status.split()[-1])
+
+
 # --- Servers --------------------------------------------------------------------------------
 
 

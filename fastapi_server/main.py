@@ -24,6 +24,8 @@ from fastapi_server.apps.feature_flags.api.ofrep import router as ofrep_router
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
 from fastapi_server.apps.notifications.api.api import router as notifications_router
 from fastapi_server.apps.notifications.lifespan import lifespan as notifications_lifespan
+from fastapi_server.apps.projects.api.api import router as projects_router
+from fastapi_server.apps.todos.api.api import router as todos_router
 from fastapi_server.apps.users.api.api import router as users_router
 from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
@@ -52,6 +54,8 @@ ROUTERS = (
     users_router,
     health.router,
     notifications_router,
+    projects_router,
+    todos_router,
 )
 
 # Per-app background services (cache listeners, delivery workers), entered after the
@@ -248,7 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, settings.effective_log_format)
     app = FastAPI(
         title="FastAPI platform",
-        description="Users, feature flags and notifications, one app per feature.",
+        description="Users, feature flags, notifications, projects and todos, one app per feature.",
         lifespan=lifespan,
         # DOCS_ENABLED=false: no /docs, /redoc nor /openapi.json (404).
         docs_url="/docs" if settings.docs_enabled else None,

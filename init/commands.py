@@ -178,6 +178,22 @@ def bootstrap(argv: list[str]) -> int:
     return 0
 
 
+def startapp(argv: list[str]) -> int:
+    """Generate a new app (models, migration, core, entitlements, API, tests), registered."""
+    parser = argparse.ArgumentParser(prog="manage.py startapp", description=startapp.__doc__)
+    parser.add_argument("name", help="the app's name: lowercase letters, digits and _")
+    args = parser.parse_args(argv)
+    from init.startapp import StartAppError, start_app
+
+    try:
+        written = start_app(REPO_ROOT, args.name)
+    except StartAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Created the app {args.name}: " + ", ".join(written))
+    return 0
+
+
 def destroy(argv: list[str]) -> int:
     """Delete the database: DATABASE_URL's (dropped) or the local server's data folder."""
     parser = argparse.ArgumentParser(prog="manage.py destroy", description=destroy.__doc__)

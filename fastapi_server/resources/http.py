@@ -3,20 +3,33 @@
 Every ``api/api.py`` builds its router with this module's ``APIRouter``, whose route class
 (``DatabaseRoute``) gives each request its database access and finishes it before the
 response is sent. Endpoints take ``DBs`` (every app's data layer on the request's one
-transaction) or ``DBSession`` (the ORM session alone).
+transaction) or ``DBSession`` (the ORM session alone). List endpoints read their page
+with ``page_query`` (``lib.pagination``'s contract as query parameters).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import anyio
 import fastapi
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fastapi_server.lib.pagination import (
+    DEFAULT_PAGE,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    MIN_PAGE_SIZE,
+    PAGE_SIZE_STEP,
+    OrderDirection,
+    OrderT,
+    PageRequest,
+)
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.postgres import Database, RequestScope
 
@@ -135,3 +148,52 @@ class APIRouter(fastapi.APIRouter):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("route_class", DatabaseRoute)
         super().__init__(**kwargs)
+
+
+def page_query(
+    order_keys: type[OrderT],
+    default_order: OrderT,
+    default_direction: OrderDirection = OrderDirection.ASC,
+) -> Callable[..., Awaitable[PageRequest[OrderT]]]:
+    """A dependency reading ``lib.pagination``'s query parameters into a ``PageRequest``:
+    ``page``, ``page_size``, ``order_by`` (one of ``order_keys``) and ``order_direction``.
+    Values out of range answer FastAPI's 422, like any other bad parameter."""
+
+    async def page_request(**params: Any) -> PageRequest[OrderT]:
+        return PageRequest(**params)  # async: FastAPI would run a plain def in a thread
+
+    def parameter(name: str, annotation: Any, default: Any, query: Any) -> inspect.Parameter:
+        return inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=default,
+            annotation=Annotated[annotation, query],
+        )
+
+    # FastAPI reads a dependency's parameters from its signature; this one's order_by
+    # type is the list's own.
+    page_request.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            parameter("page", int, DEFAULT_PAGE, Query(ge=1, le=MAX_PAGE, description="1-based.")),
+            parameter(
+                "page_size",
+                int,
+                DEFAULT_PAGE_SIZE,
+                Query(
+                    ge=MIN_PAGE_SIZE,
+                    le=MAX_PAGE_SIZE,
+                    multiple_of=PAGE_SIZE_STEP,
+                    description=f"{MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}, in steps of "
+                    f"{PAGE_SIZE_STEP}.",
+                ),
+            ),
+            parameter(
+                "order_by",
+                order_keys,
+                default_order,
+                Query(description="The sort key; the id breaks ties, so pages are stable."),
+            ),
+            parameter("order_direction", OrderDirection, default_direction, Query()),
+        ]
+    )
+    return page_request

@@ -38,8 +38,10 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagPublicRead,
     FeatureFlagRead,
     FeatureFlagUpdate,
+    HistoryOrder,
     check_variants,
 )
+from fastapi_server.lib.pagination import PageRequest
 from fastapi_server.resources.database.databases import Databases
 
 T = TypeVar("T")
@@ -206,13 +208,14 @@ async def delete_flag(dbs: Databases, codename: str, *, actor: str) -> None:
 
 
 async def flag_history(
-    dbs: Databases, codename: str, *, limit: int = 100
-) -> Sequence[FeatureFlagHistory]:
-    """The flag's changes, newest first (kept after deletion); 404 if there is nothing."""
-    rows = await dbs.feature_flags.history(codename, limit)
-    if not rows and await dbs.feature_flags.get(codename) is None:
+    dbs: Databases, codename: str, request: PageRequest[HistoryOrder]
+) -> tuple[Sequence[FeatureFlagHistory], int]:
+    """One page of the flag's changes (kept after deletion) and how many there are;
+    ``FeatureFlagNotFound`` when the flag neither exists nor ever existed."""
+    rows, total = await dbs.feature_flags.history(codename, request)
+    if not total and await dbs.feature_flags.get(codename) is None:
         raise FeatureFlagNotFound(codename=codename)
-    return rows
+    return rows, total
 
 
 # Flags the code reads, created by the bootstrap when missing (never overwritten).

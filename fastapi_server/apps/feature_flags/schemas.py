@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -188,6 +189,12 @@ class FeatureFlagAdminRead(FeatureFlagRead):
 
     created_by: str
     updated_by: str
+
+
+class HistoryOrder(StrEnum):
+    """Sort keys of a flag's history (its id, the order of the changes, breaks ties)."""
+
+    CHANGED_ON = "changed_on"
 
 
 class FeatureFlagHistoryRead(BaseModel):

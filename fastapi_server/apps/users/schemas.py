@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
@@ -44,9 +45,11 @@ class UserRead(BaseModel):
     last_name: str
 
 
-class UserPage(BaseModel):
-    data: list[UserRead]
-    total: int
+class UserOrder(StrEnum):
+    """Sort keys of ``GET /users``."""
+
+    CREATED_ON = "created_on"
+    EMAIL = "email"
 
 
 class EmailIn(BaseModel):

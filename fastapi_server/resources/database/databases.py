@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.database.postgres import FeatureFlagsDB
 from fastapi_server.apps.notifications.database.postgres import NotificationsDB
+from fastapi_server.apps.projects.database.postgres import ProjectsDB
+from fastapi_server.apps.todos.database.postgres import TodosDB
 from fastapi_server.apps.users.database.postgres import UsersDB
 from fastapi_server.resources.database.rate_limits import RateLimitsDB
 
@@ -29,6 +31,14 @@ class Databases:
     @cached_property
     def notifications(self) -> NotificationsDB:
         return NotificationsDB(self.session)
+
+    @cached_property
+    def projects(self) -> ProjectsDB:
+        return ProjectsDB(self.session)
+
+    @cached_property
+    def todos(self) -> TodosDB:
+        return TodosDB(self.session)
 
     @cached_property
     def rate_limits(self) -> RateLimitsDB:

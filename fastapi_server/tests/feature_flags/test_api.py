@@ -217,7 +217,7 @@ async def test_anonymous_reads_do_not_show_who_changed_a_flag(
             assert all(ACTORS.isdisjoint(flag) for flag in flags), path
     # Superusers still see who did what, in the history.
     history = await client.get("/feature-flags/FF_NEW_CHECKOUT/history", headers=admin_headers)
-    assert {row["actor"] for row in history.json()} == {admin.email}
+    assert {row["actor"] for row in history.json()["results"]} == {admin.email}
 
 
 async def test_create_with_targeting(
@@ -429,7 +429,7 @@ async def test_delete_keeps_the_history(
     again = await client.delete("/feature-flags/FF_NEW_CHECKOUT", headers=admin_headers)
     assert again.status_code == 404
     history = await client.get("/feature-flags/FF_NEW_CHECKOUT/history", headers=admin_headers)
-    assert [row["action"] for row in history.json()] == ["deleted", "created"]
+    assert [row["action"] for row in history.json()["results"]] == ["deleted", "created"]
 
 
 async def test_history_is_newest_first_with_values_and_actors(
@@ -442,7 +442,8 @@ async def test_history_is_newest_first_with_values_and_actors(
     )
     response = await client.get("/feature-flags/FF_NEW_CHECKOUT/history", headers=admin_headers)
     assert response.status_code == 200
-    rows = response.json()
+    assert response.json()["total"] == 3
+    rows = response.json()["results"]
     assert [row["action"] for row in rows] == ["updated", "updated", "created"]
     assert {row["actor"] for row in rows} == {admin.email}
     assert rows[0]["old_values"]["rollout_percentage"] == 100
@@ -453,10 +454,21 @@ async def test_history_is_newest_first_with_values_and_actors(
     assert rows[2]["new_values"]["label"] == "New checkout"
     assert rows[0]["id"] > rows[1]["id"] > rows[2]["id"]
 
-    limited = await client.get(
-        "/feature-flags/FF_NEW_CHECKOUT/history", params={"limit": 1}, headers=admin_headers
+    oldest_first = await client.get(
+        "/feature-flags/FF_NEW_CHECKOUT/history",
+        params={"order_direction": "asc", "page_size": 5},
+        headers=admin_headers,
     )
-    assert [row["id"] for row in limited.json()] == [rows[0]["id"]]
+    assert [row["id"] for row in oldest_first.json()["results"]] == [r["id"] for r in rows[::-1]]
+    beyond = await client.get(
+        "/feature-flags/FF_NEW_CHECKOUT/history", params={"page": 2}, headers=admin_headers
+    )
+    assert beyond.json() == {"total": 3, "results": []}
+    for params in ({"page_size": 3}, {"order_by": "actor"}, {"order_direction": "up"}):
+        refused = await client.get(
+            "/feature-flags/FF_NEW_CHECKOUT/history", params=params, headers=admin_headers
+        )
+        assert refused.status_code == 422, params
 
 
 async def test_history_of_an_unknown_flag_is_404(

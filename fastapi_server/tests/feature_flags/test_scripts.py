@@ -106,7 +106,7 @@ async def test_history_shows_api_script_and_raw_sql_changes_with_their_actors(
             text("UPDATE feature_flags SET rollout_percentage = 50 WHERE codename = 'FF_AUDITED'")
         )
     history = await committed_client.get("/feature-flags/FF_AUDITED/history", headers=headers)
-    assert [(row["action"], row["actor"]) for row in history.json()] == [
+    assert [(row["action"], row["actor"]) for row in history.json()["results"]] == [
         ("updated", "postgres"),
         ("updated", script_actor()),
         ("created", committed_admin.email),

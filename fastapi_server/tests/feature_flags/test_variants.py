@@ -139,13 +139,13 @@ async def test_the_history_records_variant_changes(
     assert patched.status_code == 200, patched.text
     assert patched.json()["weights"] == {"blue": 50, "red": 50}
     history = await client.get("/feature-flags/FF_BUTTON_COLOUR/history", headers=admin_headers)
-    latest = history.json()[0]
+    latest = history.json()["results"][0]
     assert latest["old_values"]["weights"] == {}
     assert latest["new_values"]["weights"] == {"blue": 50, "red": 50}
     assert latest["old_values"]["default_variant"] == "blue"
     assert latest["new_values"]["default_variant"] == "red"
-    assert history.json()[1]["new_values"]["variants"] == COLOURS
-    assert history.json()[1]["new_values"]["flag_type"] == "string"
+    assert history.json()["results"][1]["new_values"]["variants"] == COLOURS
+    assert history.json()["results"][1]["new_values"]["flag_type"] == "string"
 
 
 @pytest.mark.parametrize(

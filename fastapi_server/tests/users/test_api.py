@@ -557,32 +557,38 @@ async def test_list_users_is_for_superusers_and_paginated(
 ) -> None:
     admin = await make_user(dbs, email="admin@example.org", superuser=True)
     plain = await make_user(dbs, email="plain@example.org")
-    for number in range(3):
+    for number in range(5):
         await make_user(dbs, email=f"user{number}@example.org")
     await dbs.session.commit()
-    total = await dbs.users.count()
     admin_headers, plain_headers = auth_headers(admin), auth_headers(plain)
 
-    first = await client.get("/users", headers=admin_headers, params={"page_size": 2})
+    first = await client.get("/users", headers=admin_headers, params={"page_size": 5})
     assert first.status_code == 200
-    assert first.json()["total"] == total
-    assert len(first.json()["data"]) == 2
-    assert set(first.json()["data"][0]) == {"id", "email", "first_name", "last_name"}
-    pages = [first.json()["data"]]
-    for page in range(2, (total + 1) // 2 + 1):
-        params = {"page": page, "page_size": 2}
-        pages.append(
-            (await client.get("/users", headers=admin_headers, params=params)).json()["data"]
-        )
-    emails = [user["email"] for data in pages for user in data]
+    total = first.json()["total"]
+    assert total >= 7
+    assert len(first.json()["results"]) == 5
+    assert set(first.json()["results"][0]) == {"id", "email", "first_name", "last_name"}
+    emails: list[str] = []
+    for page in range(1, (total + 4) // 5 + 1):
+        params: dict[str, str | int] = {
+            "page": page,
+            "page_size": 5,
+            "order_by": "email",
+            "order_direction": "desc",
+        }
+        response = await client.get("/users", headers=admin_headers, params=params)
+        emails += [user["email"] for user in response.json()["results"]]
     assert len(emails) == len(set(emails)) == total
+    assert emails == sorted(emails, reverse=True)
 
     forbidden = await client.get("/users", headers=plain_headers)
     assert forbidden.status_code == 403
     assert detail(forbidden)["code"] == "NOT_SUPERUSER"
     assert (await client.get("/users")).status_code == 401
-    bad_page = await client.get("/users", headers=admin_headers, params={"page": 0})
-    assert bad_page.status_code == 422
+    bad: list[dict[str, str | int]] = [{"page": 0}, {"page_size": 7}, {"order_by": "password"}]
+    for params in bad:
+        response = await client.get("/users", headers=admin_headers, params=params)
+        assert response.status_code == 422, params
 
 
 # --- bad input: 4xx, never 500 ---------------------------------------------------------
@@ -610,7 +616,7 @@ async def test_absurd_pages_are_422(client: httpx.AsyncClient, dbs: Databases, p
         assert response.status_code == 422
     last = await client.get("/users", headers=admin, params={"page": 1_000_000})
     assert last.status_code == 200
-    assert last.json()["data"] == []
+    assert last.json()["results"] == []
 
 
 async def test_authenticated_greets_the_caller(client: httpx.AsyncClient, ada: User) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Depends, Path, Request, Response
 
 from fastapi_server.apps.feature_flags import core
 from fastapi_server.apps.feature_flags.entitlements import (
@@ -26,9 +26,11 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagPublicRead,
     FeatureFlagRead,
     FeatureFlagUpdate,
+    HistoryOrder,
 )
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.http import APIRouter, DBs, databases_of
+from fastapi_server.lib.pagination import OrderDirection, Page, PageRequest
+from fastapi_server.resources.http import APIRouter, DBs, databases_of, page_query
 
 router = APIRouter(prefix="/feature-flags", tags=["feature flags"])
 
@@ -36,6 +38,11 @@ CodenamePath = Annotated[
     Codename, Path(description=f"The flag's codename: {CODENAME_RULE}.", examples=["FF_X"])
 ]
 
+
+HistoryPageQuery = Annotated[
+    PageRequest[HistoryOrder],
+    Depends(page_query(HistoryOrder, HistoryOrder.CHANGED_ON, OrderDirection.DESC)),
+]
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: error_doc("FEATURE_FLAG_NOT_FOUND")}
@@ -175,17 +182,15 @@ async def delete_flag(codename: CodenamePath, admin: FlagAdmin, dbs: DBs) -> Res
 
 @router.get(
     "/{codename}/history",
-    response_model=list[FeatureFlagHistoryRead],
+    response_model=Page[FeatureFlagHistoryRead],
     responses={**ADMIN_ONLY, **NOT_FOUND},
 )
 async def flag_history(
-    codename: CodenamePath,
-    admin: FlagAdmin,
-    dbs: DBs,
-    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")] = 100,
-) -> list[FeatureFlagHistoryRead]:
-    """Every change of the flag (API, scripts and psql alike), newest first: the values
-    before and after, who made it (user email, `script:<os user>`, or the database role)
-    and when. Kept after the flag is deleted. Superusers only."""
-    rows = await core.flag_history(dbs, codename, limit=limit)
-    return [FeatureFlagHistoryRead.model_validate(row) for row in rows]
+    codename: CodenamePath, admin: FlagAdmin, dbs: DBs, page: HistoryPageQuery
+) -> Page[FeatureFlagHistoryRead]:
+    """Every change of the flag (API, scripts and psql alike), `{total, results}`, newest
+    first unless `order_direction=asc`: the values before and after, who made it (user
+    email, `script:<os user>`, or the database role) and when. Kept after the flag is
+    deleted. Superusers only."""
+    rows, total = await core.flag_history(dbs, codename, page)
+    return Page(total=total, results=[FeatureFlagHistoryRead.model_validate(row) for row in rows])

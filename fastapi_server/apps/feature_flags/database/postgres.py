@@ -14,6 +14,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag, FeatureFlagHistory
+from fastapi_server.apps.feature_flags.schemas import HistoryOrder
+from fastapi_server.lib.pagination import PageRequest
+from fastapi_server.resources.database.pages import fetch_page
 from fastapi_server.resources.database.postgres import rows
 
 # What anyone may read of a flag (schemas.FeatureFlagPublicRead), and what superusers read
@@ -113,12 +116,10 @@ class FeatureFlagsDB:
         )
         return result.scalar_one_or_none() is not None
 
-    async def history(self, codename: str, limit: int) -> Sequence[FeatureFlagHistory]:
-        """The flag's changes, newest first."""
-        result = await self.session.scalars(
-            select(FeatureFlagHistory)
-            .where(FeatureFlagHistory.codename == codename)
-            .order_by(FeatureFlagHistory.id.desc())
-            .limit(limit)
-        )
-        return result.all()
+    async def history(
+        self, codename: str, request: PageRequest[HistoryOrder]
+    ) -> tuple[Sequence[FeatureFlagHistory], int]:
+        """One page of the flag's changes in the requested order, and how many there are."""
+        query = select(FeatureFlagHistory).where(FeatureFlagHistory.codename == codename)
+        keys = (FeatureFlagHistory.changed_on, FeatureFlagHistory.id)
+        return await fetch_page(self.session, query, request, keys)

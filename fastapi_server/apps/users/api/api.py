@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_server.apps.feature_flags.entitlements import require_flag
@@ -20,7 +20,7 @@ from fastapi_server.apps.users.schemas import (
     ResetPasswordIn,
     TokenPairOut,
     UserCreate,
-    UserPage,
+    UserOrder,
     UserRead,
     UserUpdate,
     VerificationTokenOut,
@@ -29,14 +29,17 @@ from fastapi_server.apps.users.schemas import (
 )
 from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.lib.errors import error_doc
-from fastapi_server.resources.http import APIRouter, DBs
+from fastapi_server.lib.pagination import Page, PageRequest
+from fastapi_server.resources.http import APIRouter, DBs, page_query
 
 router = APIRouter(tags=["users"])
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
 _RATE_LIMITED = error_doc("RATE_LIMITED: too many requests from this IP or for this email")
 _HASHING_BUSY = error_doc("HASHING_BUSY: every password hashing turn is taken; `retry_after`")
-MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane integer
+UserPageQuery = Annotated[
+    PageRequest[UserOrder], Depends(page_query(UserOrder, UserOrder.CREATED_ON))
+]
 
 
 # The profile first: routes are matched in order, and GET /users/user is the most requested.
@@ -234,18 +237,14 @@ async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
 
 @router.get(
     "/users",
-    response_model=UserPage,
+    response_model=Page[UserRead],
     responses={401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")},
 )
-async def list_users(
-    _: Superuser,
-    dbs: DBs,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> UserPage:
-    """Every account, in creation order (superusers only)."""
-    users, total = await core.list_users(dbs, page=page, page_size=page_size)
-    return UserPage(data=[UserRead.model_validate(user) for user in users], total=total)
+async def list_users(_: Superuser, dbs: DBs, page: UserPageQuery) -> Page[UserRead]:
+    """Every account, `{total, results}`, one page at a time: ordered by `created_on`
+    (default) or `email`, then by id (superusers only)."""
+    users, total = await core.list_users(dbs, page)
+    return Page(total=total, results=[UserRead.model_validate(user) for user in users])
 
 
 @router.get(

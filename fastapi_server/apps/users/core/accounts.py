@@ -28,7 +28,9 @@ from fastapi_server.apps.users.errors import (
     UserNotFound,
 )
 from fastapi_server.apps.users.models import User
+from fastapi_server.apps.users.schemas import UserOrder
 from fastapi_server.apps.users.tokens import InvalidToken, TokenKind
+from fastapi_server.lib.pagination import PageRequest
 from fastapi_server.resources.database.databases import Databases
 
 
@@ -98,11 +100,16 @@ async def update_profile(
     return await dbs.users.save(user, **changes)
 
 
-async def list_users(dbs: Databases, *, page: int, page_size: int) -> tuple[Sequence[User], int]:
-    """One page of users (1-based) and the total count."""
-    total = await dbs.users.count()
-    users = await dbs.users.page(offset=(page - 1) * page_size, limit=page_size)
-    return users, total
+async def list_users(dbs: Databases, request: PageRequest[UserOrder]) -> tuple[Sequence[User], int]:
+    """One page of users in the requested order, and how many there are."""
+    return await dbs.users.page(request)
+
+
+async def find_active_user(dbs: Databases, email: str) -> User | None:
+    """The active account with this email (any case), or None (other apps use this to
+    name a user by email)."""
+    user = await dbs.users.get_by_email(email)
+    return user if user is not None and user.is_active else None
 
 
 @dataclass(frozen=True)

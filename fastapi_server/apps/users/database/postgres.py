@@ -25,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fastapi_server.apps.users.models import RefreshToken, User, VerificationCode
+from fastapi_server.apps.users.schemas import UserOrder
+from fastapi_server.lib.pagination import PageRequest
+from fastapi_server.resources.database.pages import fetch_page
 from fastapi_server.resources.database.postgres import retrying_read
 
 # Doubling stops growing here (2**20 lockouts is far past any cap), so power() never overflows.
@@ -32,6 +35,7 @@ _MAX_LOCK_EXPONENT = 20
 # Bulk statements leave loaded objects alone (no implicit expiry, which would make the
 # next attribute access do IO); reads use populate_existing to see their effects.
 _NO_SYNC = {"synchronize_session": False}
+_USER_ORDER_KEYS = {UserOrder.CREATED_ON: User.created_on, UserOrder.EMAIL: User.email}
 
 
 def _email_is(email: str | BindParameter[str]) -> ColumnElement[bool]:
@@ -195,15 +199,10 @@ class UsersDB:
         row = (await self.session.execute(statement, execution_options=_NO_SYNC)).one()
         return int(row[0]), row[1]
 
-    async def count(self) -> int:
-        return int(
-            (await self.session.execute(select(func.count()).select_from(User))).scalar_one()
-        )
-
-    async def page(self, *, offset: int, limit: int) -> Sequence[User]:
-        """Users in creation order."""
-        query = select(User).order_by(User.created_on, User.id).offset(offset).limit(limit)
-        return (await self.session.execute(query)).scalars().all()
+    async def page(self, request: PageRequest[UserOrder]) -> tuple[Sequence[User], int]:
+        """One page of every account in the requested order, and how many there are."""
+        keys = (_USER_ORDER_KEYS[request.order_by], User.id)
+        return await fetch_page(self.session, select(User), request, keys)
 
     # --- refresh tokens --------------------------------------------------------------
 

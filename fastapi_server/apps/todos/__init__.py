@@ -1,0 +1,1 @@
+"""The todos app: todos of their owner, optionally shared through a project."""

@@ -1,0 +1,73 @@
+"""The SQL side of ``lib.pagination``: one page of a list and the list's total, as ORM
+objects (``fetch_page``) or, for hot lists, as plain rows in one statement
+(``page_select`` and ``read_page``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Column, ColumnElement, Select, Table, func, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from fastapi_server.lib.pagination import PageRequest
+from fastapi_server.resources.database.postgres import rows
+
+RowT = TypeVar("RowT")
+
+
+async def fetch_page(
+    session: AsyncSession,
+    query: Select[RowT],
+    request: PageRequest[Any],
+    keys: Sequence[InstrumentedAttribute[Any]],
+) -> tuple[Sequence[RowT], int]:
+    """The page of ``query`` that ``request`` names, ordered by ``keys`` (the last one
+    unique, e.g. the id, so the order is total) in the request's direction, and the number
+    of rows of the whole query."""
+    counted = query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+    total = int((await session.execute(counted)).scalar_one())
+    if total <= request.offset:
+        return [], total
+    order = [key.desc() if request.descending else key.asc() for key in keys]
+    rows = await session.scalars(
+        query.order_by(*order).offset(request.offset).limit(request.page_size)
+    )
+    return rows.all(), total
+
+
+def page_select(
+    table: Table, where: ColumnElement[bool], key: Column[Any], request: PageRequest[Any]
+) -> Select[Any]:
+    """One statement reading a page of ``table`` and the whole list's count.
+
+    ``where`` selects the list; the rows are ordered by ``key`` then ``id`` (a total order)
+    in the request's direction. The answer always has a row: its ``total`` column is the
+    count, and a page past the end is one row whose other columns are NULL (``read_page``
+    drops it). Both halves can use an index on ``(<where's column>, key, id)``: an
+    index-only count, and an ordered scan that stops after the page.
+    """
+    listed = select(func.count().label("total")).select_from(table).where(where).subquery("listed")
+    keys = (key, table.c.id)
+    page = (
+        select(*table.c)
+        .where(where)
+        .order_by(*(k.desc() if request.descending else k.asc() for k in keys))
+        .limit(request.page_size)
+        .offset(request.offset)
+        .lateral("page")
+    )
+    return select(listed.c.total, *page.c).select_from(listed.outerjoin(page, true()))
+
+
+async def read_page(
+    session: AsyncSession, statement: Select[Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows of ``page_select``'s statement as dicts (without ``total``), and the count."""
+    found = await rows(session, statement)
+    total = int(found[0]["total"])
+    page = [
+        {k: v for k, v in row.items() if k != "total"} for row in found if row["id"] is not None
+    ]
+    return page, total
