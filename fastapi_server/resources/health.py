@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from fastapi_server.lib.errors import error_doc
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.resources.http import APIRouter
 
@@ -24,7 +25,9 @@ async def status() -> dict[str, str]:
     return {"status": "running"}
 
 
-@router.get("/_ready", responses={503: {"description": "The database is unreachable."}})
+@router.get(
+    "/_ready", responses={503: error_doc("DATABASE_UNAVAILABLE: the database is unreachable")}
+)
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the database answers a query within two seconds."""
     database: Database = request.app.state.database

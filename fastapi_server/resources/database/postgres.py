@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import asyncpg
+import sqlalchemy.exc
 from asyncpg.exceptions import InternalClientError
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DBAPIError
@@ -273,7 +274,10 @@ class Database:
 
 
 DatabaseError = DBAPIError
-"""Any error the database driver raised (``main.py`` handles it)."""
+"""Any error the database driver raised (``resources/errors.py`` handles it)."""
+
+PoolTimeout = sqlalchemy.exc.TimeoutError
+"""No pooled connection came free within ``db_pool_timeout`` (answered 503)."""
 
 
 def is_refused_value(exc: BaseException) -> bool:
@@ -285,4 +289,33 @@ def is_refused_value(exc: BaseException) -> bool:
         if isinstance(seen, (DataError, asyncpg.DataError)):
             return True
         seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
+# What the database being away looks like: the server refuses or drops connections, is
+# shutting down or starting up, or every pooled connection stays busy past pool_timeout.
+_UNAVAILABLE = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,  # connecting took too long
+    PoolTimeout,
+    asyncpg.InterfaceError,  # the connection was closed under the statement
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when the error means the database cannot be reached right now (the request
+    may well succeed a moment later), as opposed to a fault in the request or in us."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain is short: ours, SQLAlchemy's, the driver's, the OS's
+        if seen is None:
+            return False
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None) or seen.__context__
     return False

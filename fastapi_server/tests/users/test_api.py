@@ -349,12 +349,12 @@ async def test_reusing_a_refresh_token_revokes_its_family(
     other_login = await tokens_for(client, "ada@example.org")
     rotated = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
     reuse = await client.post("/auth/refresh-tokens", json={"token": first["refresh_token"]})
-    assert reuse.status_code == 401
+    assert reuse.status_code == 400
     assert detail(reuse)["code"] == "REFRESH_TOKEN_INVALID"
     stolen_family = await client.post(
         "/auth/refresh-tokens", json={"token": rotated.json()["refresh_token"]}
     )
-    assert stolen_family.status_code == 401
+    assert stolen_family.status_code == 400
     # Another login (another family) is untouched.
     other = await client.post("/auth/refresh-tokens", json={"token": other_login["refresh_token"]})
     assert other.status_code == 200
@@ -363,7 +363,7 @@ async def test_reusing_a_refresh_token_revokes_its_family(
 async def test_refresh_refuses_other_kinds_of_token(client: httpx.AsyncClient, ada: User) -> None:
     pair = await tokens_for(client, "ada@example.org")
     response = await client.post("/auth/refresh-tokens", json={"token": pair["access_token"]})
-    assert response.status_code == 401
+    assert response.status_code == 400
     assert detail(response)["code"] == "REFRESH_TOKEN_INVALID"
 
 
@@ -375,7 +375,7 @@ async def test_logout_ends_the_session(client: httpx.AsyncClient, ada: User) -> 
     assert response.json() == {"logged_out": True}
     for refresh_token in (pair["refresh_token"], other_device["refresh_token"]):
         refused = await client.post("/auth/refresh-tokens", json={"token": refresh_token})
-        assert refused.status_code == 401
+        assert refused.status_code == 400
     assert (
         await client.get("/users/user", headers=bearer(pair["access_token"]))
     ).status_code == 401
@@ -445,7 +445,7 @@ async def test_reset_password_with_the_emailed_token(
     # Every token issued before the reset is dead.
     assert (await client.get("/users/user", headers=bearer(old["access_token"]))).status_code == 401
     refresh = await client.post("/auth/refresh-tokens", json={"token": old["refresh_token"]})
-    assert refresh.status_code == 401
+    assert refresh.status_code == 400
     # The reset token worked once.
     body["password"] = "Yet-Another-Pass-99"
     again = await client.post("/auth/reset-password", json=body)

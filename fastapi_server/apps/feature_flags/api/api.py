@@ -14,6 +14,7 @@ from fastapi_server.apps.feature_flags.entitlements import (
     FlagAdmin,
     flag_reader,
 )
+from fastapi_server.apps.feature_flags.errors import FeatureFlagAlreadyExists, FeatureFlagNotFound
 from fastapi_server.apps.feature_flags.schemas import (
     CODENAME_RULE,
     FEATURE_FLAG_LIST,
@@ -24,7 +25,7 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagRead,
     FeatureFlagUpdate,
 )
-from fastapi_server.lib.errors import error_doc
+from fastapi_server.lib.errors import error_doc, error_responses
 from fastapi_server.resources.http import APIRouter, DBs, databases_of
 
 router = APIRouter(prefix="/feature-flags", tags=["feature flags"])
@@ -35,8 +36,11 @@ CodenamePath = Annotated[
 
 
 Responses = dict[int | str, dict[str, Any]]
-NOT_FOUND: Responses = {404: error_doc("FEATURE_FLAG_NOT_FOUND")}
-ADMIN_ONLY: Responses = {401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")}
+NOT_FOUND: Responses = error_responses(FeatureFlagNotFound)
+ADMIN_ONLY: Responses = {
+    401: error_doc("NOT_AUTHENTICATED: missing, invalid or expired access token"),
+    403: error_doc("NOT_SUPERUSER: only superusers may do this"),
+}
 
 
 # Evaluation first: routes are matched in order, and a front end asks on every page.
@@ -103,7 +107,7 @@ async def get_flag(codename: CodenamePath, dbs: DBs) -> FeatureFlagRead:
     "",
     status_code=201,
     response_model=FeatureFlagAdminRead,
-    responses={**ADMIN_ONLY, 409: error_doc("FEATURE_FLAG_ALREADY_EXISTS")},
+    responses={**ADMIN_ONLY, **error_responses(FeatureFlagAlreadyExists)},
 )
 async def create_flag(
     flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query
 from fastapi.security import OAuth2PasswordRequestForm
@@ -10,6 +10,21 @@ from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_server.apps.feature_flags.entitlements import require_flag
 from fastapi_server.apps.users import core
 from fastapi_server.apps.users.entitlements import CurrentUser, Superuser
+from fastapi_server.apps.users.errors import (
+    LoginBadCredentials,
+    LoginUserLocked,
+    LoginUserNotVerified,
+    NotAuthenticated,
+    NotSuperuser,
+    RefreshTokenInvalid,
+    RegisterInvalidPassword,
+    ResetPasswordBadToken,
+    ResetPasswordInvalidPassword,
+    UserAlreadyExists,
+    VerifyAlreadyVerified,
+    VerifyBadToken,
+    VerifyTooManyRequests,
+)
 from fastapi_server.apps.users.schemas import (
     EmailIn,
     ForgotPasswordOut,
@@ -28,7 +43,7 @@ from fastapi_server.apps.users.schemas import (
     VerifyIn,
 )
 from fastapi_server.apps.users.settings import get_users_settings
-from fastapi_server.lib.errors import error_doc
+from fastapi_server.lib.errors import error_doc, error_responses
 from fastapi_server.resources.http import APIRouter, DBs
 
 router = APIRouter(tags=["users"])
@@ -38,15 +53,13 @@ MAX_PAGE = 1_000_000  # 100 million users at 100 a page; keeps the OFFSET a sane
 
 
 # The profile first: routes are matched in order, and GET /users/user is the most requested.
-@router.get("/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")})
+@router.get("/users/user", response_model=UserRead, responses=error_responses(NotAuthenticated))
 async def read_me(user: CurrentUser) -> UserRead:
     """The caller's account."""
     return UserRead.model_validate(user)
 
 
-@router.patch(
-    "/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
+@router.patch("/users/user", response_model=UserRead, responses=error_responses(NotAuthenticated))
 async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRead:
     """Change the caller's own names."""
     updated = await core.update_profile(
@@ -68,7 +81,7 @@ async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRea
         )
     ],
     responses={
-        400: error_doc("REGISTER_USER_ALREADY_EXISTS, or REGISTER_INVALID_PASSWORD with `reason`"),
+        **error_responses(UserAlreadyExists, RegisterInvalidPassword),
         404: error_doc("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
     },
 )
@@ -89,7 +102,7 @@ async def register(user_in: UserCreate, dbs: DBs) -> UserRead:
     "/auth/request-verification-token",
     response_model=VerificationTokenOut,
     response_model_exclude_none=True,
-    responses={429: error_doc("VERIFY_TOO_MANY_REQUESTS: too many codes this hour")},
+    responses=error_responses(VerifyTooManyRequests),
 )
 async def request_verification_token(email_in: EmailIn, dbs: DBs) -> VerificationTokenOut:
     """Email a 6-digit registration code (valid 10 minutes) and return the token that
@@ -104,9 +117,7 @@ async def request_verification_token(email_in: EmailIn, dbs: DBs) -> Verificatio
 @router.post(
     "/auth/verify",
     response_model=Verified,
-    responses={
-        400: error_doc("VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`)")
-    },
+    responses=error_responses(VerifyBadToken, VerifyAlreadyVerified),
 )
 async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
     """Confirm the email with the token and the emailed code; a welcome email follows."""
@@ -114,20 +125,17 @@ async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
     return Verified()
 
 
-_LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: error_doc("LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
-    429: error_doc("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds"),
-}
+_LOGIN_RESPONSES = error_responses(LoginBadCredentials, LoginUserNotVerified, LoginUserLocked)
 
 
-async def _login(form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs) -> TokenPairOut:
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs) -> TokenPairOut:
     pair = await core.login(dbs, email=form.username, password=form.password)
     return TokenPairOut(**pair.__dict__)
 
 
 router.add_api_route(
     "/login",
-    _login,
+    login,
     methods=["POST"],
     response_model=TokenPairOut,
     responses=_LOGIN_RESPONSES,
@@ -137,7 +145,7 @@ router.add_api_route(
 )
 router.add_api_route(
     "/users/login",
-    _login,
+    login,
     methods=["POST"],
     response_model=TokenPairOut,
     responses=_LOGIN_RESPONSES,
@@ -149,7 +157,7 @@ router.add_api_route(
 @router.post(
     "/auth/refresh-tokens",
     response_model=TokenPairOut,
-    responses={401: error_doc("REFRESH_TOKEN_INVALID")},
+    responses=error_responses(RefreshTokenInvalid),
 )
 async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
     """Exchange a refresh token for a new pair. Each refresh token works once; reusing
@@ -158,9 +166,7 @@ async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs) -> TokenPairOut:
     return TokenPairOut(**pair.__dict__)
 
 
-@router.post(
-    "/auth/logout", response_model=LoggedOut, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
+@router.post("/auth/logout", response_model=LoggedOut, responses=error_responses(NotAuthenticated))
 async def logout(user: CurrentUser, dbs: DBs) -> LoggedOut:
     """Sign out everywhere: the caller's refresh and access tokens stop working."""
     await core.logout(dbs, user)
@@ -180,9 +186,7 @@ async def forgot_password(email_in: EmailIn, dbs: DBs) -> ForgotPasswordOut:
 @router.post(
     "/auth/reset-password",
     response_model=PasswordReset,
-    responses={
-        400: error_doc("RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`")
-    },
+    responses=error_responses(ResetPasswordBadToken, ResetPasswordInvalidPassword),
 )
 async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
     """Set a new password with the emailed token; every earlier token stops working."""
@@ -195,7 +199,7 @@ async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
 @router.get(
     "/users",
     response_model=UserPage,
-    responses={401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")},
+    responses=error_responses(NotAuthenticated, NotSuperuser),
 )
 async def list_users(
     _: Superuser,
@@ -208,9 +212,7 @@ async def list_users(
     return UserPage(data=[UserRead.model_validate(user) for user in users], total=total)
 
 
-@router.get(
-    "/_authenticated", response_model=Greeting, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
+@router.get("/_authenticated", response_model=Greeting, responses=error_responses(NotAuthenticated))
 async def authenticated(user: CurrentUser) -> Greeting:
     """A greeting for a logged-in caller (lets a front end check its token)."""
     return Greeting(message=f"Hello {user.first_name}!")
