@@ -29,6 +29,7 @@ from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import request_id_var
 from fastapi_server.resources.database.postgres import (
     DatabaseError,
+    DriverError,
     PoolTimeout,
     is_database_unavailable,
     is_refused_value,
@@ -214,6 +215,7 @@ def install(app: FastAPI) -> None:
     # The database away surfaces as the driver's error, SQLAlchemy's pool timeout or the
     # OS's connection error: each handled here, so it is one warning line, not a traceback.
     app.add_exception_handler(DatabaseError, _database_error)
+    app.add_exception_handler(DriverError, _database_error)
     app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(asyncpg.PostgresError, _database_error)

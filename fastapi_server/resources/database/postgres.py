@@ -276,6 +276,10 @@ class Database:
 DatabaseError = DBAPIError
 """Any error the database driver raised (``resources/errors.py`` handles it)."""
 
+DriverError = sqlalchemy.exc.EmulatedDBAPIException
+"""The driver's error as SQLAlchemy's asyncpg adapter raises it where nothing wraps it in a
+``DatabaseError`` (opening a connection for the pool, e.g. while the server starts up)."""
+
 PoolTimeout = sqlalchemy.exc.TimeoutError
 """No pooled connection came free within ``db_pool_timeout`` (answered 503)."""
 
