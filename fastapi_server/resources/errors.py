@@ -12,8 +12,10 @@ the limit (413 ``PAYLOAD_TOO_LARGE``), the database being away (503
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -118,21 +120,40 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route takes at this request's path (Starlette's own 405 names
-    only those of the first route matching the path). Asks each route whether it fully
-    matches the path with each method: routes nest (included routers), and only
-    ``matches`` is public."""
-    allowed = {
-        method
-        for method in CANDIDATE_METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL
-            for route in request.app.router.routes
-        )
-    }
+    """The methods OpenAPI documents for this request's path (Starlette's own 405 names
+    only those of the first route matching the path): those of the path template that
+    matches it with the most literal characters (``/feature-flags/evaluate`` before
+    ``/feature-flags/{codename}``, as routing does); for a path OpenAPI leaves out, every
+    method some route takes there."""
+    path = request.url.path
+    templates = [
+        (len(re.sub(r"\{[^}]*\}", "", template)), template, item)
+        for template, item in request.app.openapi().get("paths", {}).items()
+        if _template_regex(template).fullmatch(path)
+    ]
+    if templates:
+        _, _, item = max(templates, key=lambda entry: entry[0])
+        allowed = {method.upper() for method in item if method.upper() in CANDIDATE_METHODS}
+    else:
+        allowed = {
+            method
+            for method in CANDIDATE_METHODS
+            if any(
+                route.matches({**request.scope, "method": method})[0] is Match.FULL
+                for route in request.app.router.routes
+            )
+        }
     if "GET" in allowed:
         allowed.add("HEAD")
     return sorted(allowed)
+
+
+@functools.cache
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]*\})", template)
+    return re.compile(
+        "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

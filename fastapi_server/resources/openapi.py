@@ -7,8 +7,9 @@ Applied to every operation, whichever app adds it, so no endpoint needs to repea
 - the platform's error body as the ``Error`` component, on every error response, with
   the ``code`` values of each status in ``x-error-codes``;
 - the statuses the platform itself answers: 422 ``VALIDATION_ERROR`` for operations with
-  input, 400 ``MALFORMED_BODY`` and 413 ``PAYLOAD_TOO_LARGE`` for those with a body, 401
-  ``NOT_AUTHENTICATED`` for those taking a token, 503 ``DATABASE_UNAVAILABLE`` for all;
+  input, 400 ``MALFORMED_BODY`` and 413 ``PAYLOAD_TOO_LARGE`` for those with a body (JSON
+  or form), 401 ``NOT_AUTHENTICATED`` for those taking a token, 503
+  ``DATABASE_UNAVAILABLE`` for all;
 - ``Retry-After`` on every 429 and 503.
 
 An endpoint declares its own errors with ``lib.errors.error_responses`` (or
@@ -118,8 +119,7 @@ def _complete_operation(operation: dict[str, Any]) -> None:
             "content": {JSON: {"schema": {"$ref": VALIDATION_REF}}},
         }
     if body is not None:
-        if JSON in body.get("content", {}):
-            _add_code(responses, 400, "MALFORMED_BODY")
+        _add_code(responses, 400, "MALFORMED_BODY")
         _add_code(responses, 413, "PAYLOAD_TOO_LARGE")
     if operation.get("security"):
         _add_code(responses, 401, "NOT_AUTHENTICATED")

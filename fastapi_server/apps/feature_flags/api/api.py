@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Path, Query, Request, Response
+from fastapi import HTTPException, Path, Query, Request, Response
 
 from fastapi_server.apps.feature_flags import core
 from fastapi_server.apps.feature_flags.entitlements import (
@@ -60,6 +60,13 @@ async def evaluate(request: Request) -> Response:
     if user is None:
         return _json(_anonymous_json(core.anonymous_view()))
     return _json(_compact_json(core.evaluate_all(user)))
+
+
+@router.api_route("/evaluate", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def evaluate_other_methods() -> None:
+    """``/feature-flags/evaluate`` is only read: other methods answer 405 here rather
+    than reach ``/{codename}`` for a flag that cannot exist ("evaluate" is reserved)."""
+    raise HTTPException(405)
 
 
 def _json(body: bytes) -> Response:

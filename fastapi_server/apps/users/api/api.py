@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Form, Query
 from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_server.apps.feature_flags.entitlements import require_flag
@@ -128,7 +128,32 @@ async def verify(verify_in: VerifyIn, dbs: DBs) -> Verified:
 _LOGIN_RESPONSES = error_responses(LoginBadCredentials, LoginUserNotVerified, LoginUserLocked)
 
 
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], dbs: DBs) -> TokenPairOut:
+class LoginForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form, with what the API requires of it stated in OpenAPI: an
+    empty ``username`` or ``password`` counts as missing (422)."""
+
+    def __init__(
+        self,
+        *,
+        username: Annotated[str, Form(min_length=1, description="The account's email.")],
+        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
+        grant_type: Annotated[str, Form(description="Ignored (OAuth2 sends `password`).")] = "",
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str, Form()] = "",
+        client_secret: Annotated[str, Form(json_schema_extra={"format": "password"})] = "",
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type or None,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id or None,
+            client_secret=client_secret or None,
+        )
+
+
+async def login(form: Annotated[LoginForm, Depends()], dbs: DBs) -> TokenPairOut:
+    """Log in with the OAuth2 password form."""
     pair = await core.login(dbs, email=form.username, password=form.password)
     return TokenPairOut(**pair.__dict__)
 
