@@ -2,7 +2,7 @@
 PostgreSQL: every operation, with every check, anonymously and as a superuser.
 
 Every operation in ``/openapi.json`` is tested, so a new endpoint is checked without an
-edit here. The example budget (``SCHEMATHESIS_MAX_EXAMPLES``, default 10 per operation and
+edit here. The example budget (``SCHEMATHESIS_MAX_EXAMPLES``, default 5 per operation and
 mode) keeps the suite fast; docs/http-contract.md gives the command for a longer run.
 """
 
@@ -18,20 +18,14 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.openapi import from_dict
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from fastapi_server.apps.feature_flags.schemas import RESERVED_CODENAMES
-from fastapi_server.apps.users import core
 from fastapi_server.config import Settings
-from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.main import create_app
-from fastapi_server.resources.database.databases import Databases
-from fastapi_server.resources.database.postgres import Database
-from fastapi_server.tests.conftest import reset_database
+from fastapi_server.tests.helpers.committed import CHEAP_HASHING, bearer_headers, reset
 from fastapi_server.tests.helpers.processes import LiveServer
-from fastapi_server.tests.helpers.users import make_user
 
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES") or 10)
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES") or 5)
 SUPERUSER_EMAIL = "schemathesis-admin@example.org"
 
 
@@ -43,44 +37,22 @@ class Target:
 
     def refresh_superuser_token(self) -> None:
         """A new access token (after a generated logout outdated the old one)."""
-        self.superuser_headers = asyncio.run(_superuser_headers(self.database_url, create=False))
-
-
-async def _superuser_headers(url: str, create: bool) -> dict[str, str]:
-    database = Database.for_tool(url, application_name="test:schemathesis")
-    try:
-        async with database.transaction() as session:
-            dbs = Databases(session)
-            user = (
-                await make_user(dbs, email=SUPERUSER_EMAIL, superuser=True)
-                if create
-                else await dbs.users.get_by_email(SUPERUSER_EMAIL)
-            )
-            assert user is not None
-            return {"Authorization": f"Bearer {core.access_token(user).token}"}
-    finally:
-        await database.dispose()
-
-
-async def _reset(url: str) -> None:
-    engine = create_async_engine(to_sqlalchemy_url(url))
-    try:
-        await reset_database(engine, url)
-    finally:
-        await engine.dispose()
+        self.superuser_headers = asyncio.run(bearer_headers(self.database_url, SUPERUSER_EMAIL))
 
 
 @pytest.fixture(scope="module")
 def target(database_url: str) -> Iterator[Target]:
     """The API under uvicorn, and a superuser; the database is reset afterwards (the
     generated requests commit for real)."""
-    headers = asyncio.run(_superuser_headers(database_url, create=True))
-    server = LiveServer({"LOG_LEVEL": "WARNING"})
+    headers = asyncio.run(
+        bearer_headers(database_url, SUPERUSER_EMAIL, create=True, superuser=True)
+    )
+    server = LiveServer({"LOG_LEVEL": "WARNING", **CHEAP_HASHING})
     try:
         yield Target(server, database_url, headers)
     finally:
         output = server.stop()
-        asyncio.run(_reset(database_url))
+        asyncio.run(reset(database_url))
         assert "Traceback" not in output, output
 
 
