@@ -12,6 +12,7 @@ from sqlalchemy import text
 from fastapi_server.lib.errors import error_doc
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.resources.http import APIRouter
+from fastapi_server.resources.openapi import NO_DATABASE
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/_status")
+@router.get("/_status", openapi_extra=NO_DATABASE)
 async def status() -> dict[str, str]:
     """Liveness: the process is up and serving. Touches nothing else."""
     return {"status": "running"}

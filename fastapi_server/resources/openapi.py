@@ -9,7 +9,7 @@ Applied to every operation, whichever app adds it, so no endpoint needs to repea
 - the statuses the platform itself answers: 422 ``VALIDATION_ERROR`` for operations with
   input, 400 ``MALFORMED_BODY`` and 413 ``PAYLOAD_TOO_LARGE`` for those with a body (JSON
   or form), 401 ``NOT_AUTHENTICATED`` for those taking a token, 503
-  ``DATABASE_UNAVAILABLE`` for all;
+  ``DATABASE_UNAVAILABLE`` for all but those marked ``openapi_extra=NO_DATABASE``;
 - ``Retry-After`` on every 429 and 503.
 
 An endpoint declares its own errors with ``lib.errors.error_responses`` (or
@@ -32,6 +32,9 @@ HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "pa
 JSON = "application/json"
 ERROR_REF = "#/components/schemas/Error"
 VALIDATION_REF = "#/components/schemas/ValidationErrorBody"
+NO_DATABASE_KEY = "x-no-database"
+NO_DATABASE: dict[str, Any] = {NO_DATABASE_KEY: True}
+"""``openapi_extra`` of an endpoint that never touches the database (no 503 listed)."""
 
 
 class ErrorDetail(BaseModel):
@@ -123,7 +126,8 @@ def _complete_operation(operation: dict[str, Any]) -> None:
         _add_code(responses, 413, "PAYLOAD_TOO_LARGE")
     if operation.get("security"):
         _add_code(responses, 401, "NOT_AUTHENTICATED")
-    _add_code(responses, 503, "DATABASE_UNAVAILABLE")
+    if not operation.pop(NO_DATABASE_KEY, False):
+        _add_code(responses, 503, "DATABASE_UNAVAILABLE")
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400 and status != "422":
             _describe_error(int(status), response)

@@ -253,17 +253,23 @@ async def test_codenames_the_urls_cannot_reach_are_refused(
         assert (await client.get(f"/feature-flags/{reachable}")).status_code == 200
 
 
-async def test_evaluate_in_the_path_of_a_change_is_a_clear_422(
+async def test_evaluate_in_the_path_of_a_change_is_a_clear_refusal(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
+    # /feature-flags/evaluate is only read: other methods are a 405 naming GET...
+    for method in ("PATCH", "DELETE"):
+        json = {"is_active": True} if method == "PATCH" else None
+        refused = await client.request(
+            method, "/feature-flags/evaluate", json=json, headers=admin_headers
+        )
+        assert refused.status_code == 405, method
+        assert refused.headers["allow"] == "GET, HEAD"
+    # ...and below it, "evaluate" is a reserved codename.
     for method, path in [
-        ("PATCH", "/feature-flags/evaluate"),
-        ("DELETE", "/feature-flags/evaluate"),
         ("POST", "/feature-flags/evaluate/toggle"),
         ("GET", "/feature-flags/evaluate/history"),
     ]:
-        json = {"is_active": True} if method == "PATCH" else None
-        response = await client.request(method, path, json=json, headers=admin_headers)
+        response = await client.request(method, path, headers=admin_headers)
         assert response.status_code == 422, (method, path)
         assert "'evaluate' is reserved" in response.json()["detail"]["errors"][0]["msg"]
 
