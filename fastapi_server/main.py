@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
@@ -29,16 +24,9 @@ from fastapi_server.apps.todos.api.api import router as todos_router
 from fastapi_server.apps.users.api.api import router as users_router
 from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
-from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
-from fastapi_server.resources import health
-from fastapi_server.resources.database.postgres import (
-    UNREACHABLE_ERRORS,
-    Database,
-    DatabaseError,
-    database_unreachable,
-    is_refused_value,
-)
+from fastapi_server.resources import errors, health, openapi
+from fastapi_server.resources.database.postgres import Database
 from fastapi_server.resources.drain import Drain
 from fastapi_server.resources.http import DatabaseRoute
 
@@ -169,83 +157,6 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"detail": exc.to_detail()},
-        headers=exc.headers() or None,
-    )
-
-
-class _ASCIIJSONResponse(JSONResponse):
-    """JSON with non-ASCII escaped: encodes any input echoed back, even lone surrogates."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":")).encode("ascii")
-
-
-async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 body, rendered so that no input (odd characters included) breaks it."""
-    assert isinstance(exc, RequestValidationError)
-    return _ASCIIJSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors())})
-
-
-async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """A value the schemas let through but the database refused is the client's fault
-    (400 ``INVALID_INPUT``); a database out of reach is 503 ``DATABASE_UNAVAILABLE`` (the
-    request may be retried); any other database error is ours (500)."""
-    if database_unreachable(exc):
-        return _database_unavailable(request, exc)
-    if not is_refused_value(exc):
-        return await _unhandled_error_handler(request, exc)
-    logger.warning("database refused a value on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        status_code=400,
-        content={
-            "detail": {"code": "INVALID_INPUT", "message": "A value in the request is not valid."}
-        },
-    )
-
-
-def _database_unavailable(request: Request, exc: BaseException) -> JSONResponse:
-    logger.warning(
-        "database unreachable on %s %s: %s", request.method, request.url.path, type(exc).__name__
-    )
-    return JSONResponse(
-        status_code=503,
-        content={
-            "detail": {"code": "DATABASE_UNAVAILABLE", "message": "The database is unreachable."}
-        },
-        headers={"retry-after": "1"},
-    )
-
-
-async def _unreachable_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """A connection refused before the driver was involved, or no pooled connection free
-    in time: 503, answered like any handled error (the connection to the client stays
-    usable; the catch-all handler below makes the server close it)."""
-    if database_unreachable(exc):
-        return _database_unavailable(request, exc)
-    return await _unhandled_error_handler(request, exc)
-
-
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    request_id = request_id_var.get()
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        status_code=500,
-        content={
-            "detail": {
-                "code": "INTERNAL_ERROR",
-                "message": "Something went wrong on our side.",
-                "request_id": request_id,
-            }
-        },
-        headers={"x-request-id": request_id or ""},
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; tests pass their own ``settings``."""
     settings = settings or get_settings()
@@ -267,12 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Routes added on the app itself get the request's database too (routers set theirs).
     app.router.route_class = DatabaseRoute
-    app.add_exception_handler(AppError, _app_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(DatabaseError, _database_error_handler)
-    for unreachable in UNREACHABLE_ERRORS:
-        app.add_exception_handler(unreachable, _unreachable_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)
+    errors.install(app)  # one error shape for every answer
+    openapi.install(app)  # before the routers: it names their operations
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

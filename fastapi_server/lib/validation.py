@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 
 def _printable(value: str) -> str:
@@ -22,7 +22,15 @@ def _printable(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_printable)]
+# The same rules as JSON Schema patterns, so OpenAPI (and clients generated from it) know
+# them: no C0/C1 control character but tab and line breaks (SafeStr), nor line breaks
+# (SafeLine). Surrogates cannot occur in valid JSON text once decoded.
+SAFE_STR_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+SAFE_LINE_PATTERN = "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f]*$"
+
+SafeStr = Annotated[
+    str, AfterValidator(_printable), Field(json_schema_extra={"pattern": SAFE_STR_PATTERN})
+]
 """A ``str`` without control characters or unpaired surrogates."""
 
 
@@ -32,5 +40,7 @@ def _one_line(value: str) -> str:
     return value
 
 
-SafeLine = Annotated[SafeStr, AfterValidator(_one_line)]
+SafeLine = Annotated[
+    SafeStr, AfterValidator(_one_line), Field(json_schema_extra={"pattern": SAFE_LINE_PATTERN})
+]
 """A ``SafeStr`` on one line (names, labels, subjects)."""

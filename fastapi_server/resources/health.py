@@ -9,9 +9,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from fastapi_server.lib.errors import error_doc
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.resources.drain import Drain
 from fastapi_server.resources.http import APIRouter
+from fastapi_server.resources.openapi import NO_DATABASE
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger(__name__)
@@ -19,7 +21,7 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/_status")
+@router.get("/_status", openapi_extra=NO_DATABASE)
 async def status() -> dict[str, str]:
     """Liveness: the process is up and serving. Touches nothing else."""
     return {"status": "running"}
@@ -27,7 +29,12 @@ async def status() -> dict[str, str]:
 
 @router.get(
     "/_ready",
-    responses={503: {"description": "Draining before a shutdown, or the database is unreachable."}},
+    responses={
+        503: error_doc(
+            "DRAINING: the instance is shutting down; "
+            "DATABASE_UNAVAILABLE: the database is unreachable"
+        )
+    },
 )
 async def ready(request: Request) -> JSONResponse:
     """Readiness: not draining (SIGTERM received), and the database answers a query

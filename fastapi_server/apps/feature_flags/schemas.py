@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -43,13 +44,30 @@ def check_codename(value: str) -> str:
     return value
 
 
-Codename = Annotated[str, AfterValidator(check_codename)]
+# The rule for OpenAPI too: the pattern, and the reserved names excluded.
+CODENAME_SCHEMA: dict[str, Any] = {
+    "pattern": f"^{CODENAME_PATTERN.pattern}$",
+    "not": {"enum": sorted(RESERVED_CODENAMES)},
+}
+Codename = Annotated[str, AfterValidator(check_codename), Field(json_schema_extra=CODENAME_SCHEMA)]
 # No control characters (PostgreSQL cannot store NUL: a 422 here, not a 500 there);
 # the label is one line, the description may have several.
 Label = Annotated[SafeLine, Field(max_length=200, examples=["Enable registration"])]
 Description = Annotated[SafeStr, Field(max_length=10_000)]
 UserIds = Annotated[list[uuid.UUID], Field(max_length=10_000)]
-RolloutPercentage = Annotated[int, Field(ge=0, le=100)]
+
+
+def _a_number(value: Any) -> Any:
+    """A JSON number only: not true/false, nor a string of digits (the schema says integer;
+    72.0 is one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+RolloutPercentage = Annotated[int, Field(ge=0, le=100), BeforeValidator(_a_number)]
+# Strict: only JSON's true and false (not 1 or "yes"), as the schema says.
+Active = Annotated[bool, Field(strict=True)]
 FlagType = Literal["boolean", "string", "integer", "float", "object"]
 VariantName = Annotated[
     str, StringConstraints(pattern=f"^{VARIANT_NAME_PATTERN.pattern}$"), Field(examples=["blue"])
@@ -87,7 +105,7 @@ class FeatureFlagCreate(BaseModel):
     codename: Annotated[Codename, Field(examples=["FF_NEW_CHECKOUT"])]
     label: Label = ""
     description: Description = ""
-    is_active: bool = False
+    is_active: Active = False
     user_ids: UserIds = []
     rollout_percentage: RolloutPercentage = 100
     flag_type: FlagType = "boolean"
@@ -102,13 +120,30 @@ class FeatureFlagCreate(BaseModel):
         return self
 
 
+NULLABLE_IN_UPDATE = frozenset({"default_variant", "off_variant"})
+
+
+def _no_null_in_schema(schema: dict[str, Any]) -> None:
+    """OpenAPI says what the validator below enforces: a field is left out, never null
+    (but for ``NULLABLE_IN_UPDATE``: the variants' names go with the variants)."""
+    for name, field in schema.get("properties", {}).items():
+        if name in NULLABLE_IN_UPDATE:
+            continue
+        choices = field.pop("anyOf", None)
+        if choices is not None:
+            field.update(next(choice for choice in choices if choice != {"type": "null"}))
+            field.pop("default", None)
+
+
 class FeatureFlagUpdate(BaseModel):
     """The fields to change; those left out keep their value (null is refused, but for
     ``default_variant`` and ``off_variant`` when the variants are removed)."""
 
+    model_config = ConfigDict(json_schema_extra=_no_null_in_schema)
+
     label: Label | None = None
     description: Description | None = None
-    is_active: bool | None = None
+    is_active: Active | None = None
     user_ids: UserIds | None = None
     rollout_percentage: RolloutPercentage | None = None
     flag_type: FlagType | None = None
@@ -119,8 +154,11 @@ class FeatureFlagUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
-        nullable = {"default_variant", "off_variant"}
-        nulls = [name for name in self.model_fields_set - nullable if getattr(self, name) is None]
+        nulls = [
+            name
+            for name in self.model_fields_set - NULLABLE_IN_UPDATE
+            if getattr(self, name) is None
+        ]
         if nulls:
             raise ValueError(f"{', '.join(sorted(nulls))} cannot be null; leave it out instead")
         return self

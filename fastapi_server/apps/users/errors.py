@@ -63,6 +63,7 @@ class VerifyTooManyRequests(AppError):
     code = "VERIFY_TOO_MANY_REQUESTS"
     status_code = 429
     message = "Too many verification codes were requested; try again later."
+    retry_after_seconds = 3600  # the cap counts the last hour: a slot is free by then
 
 
 class LoginBadCredentials(KeepsChanges):
@@ -84,8 +85,11 @@ class LoginUserLocked(AppError):
 
 
 class RefreshTokenInvalid(KeepsChanges):
+    """400 like OAuth2's ``invalid_grant`` (RFC 6749, section 5.2): the grant is bad, the
+    caller may well be authenticated."""
+
     code = "REFRESH_TOKEN_INVALID"
-    status_code = 401
+    status_code = 400
     message = "The refresh token is invalid, expired, used or revoked."
 
 

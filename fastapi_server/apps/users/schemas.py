@@ -4,28 +4,60 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from fastapi_server.apps.users import passwords
 from fastapi_server.apps.users.models import NAME_MAX_LENGTH
+from fastapi_server.apps.users.settings import get_users_settings
 from fastapi_server.lib.validation import SafeLine
 
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+_LINE = "[^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f]"  # SafeLine's characters
 # One line without control characters (a NUL cannot even be stored: 422, not 500);
 # stripped before the lengths are checked.
 Name = Annotated[
     SafeLine,
     StringConstraints(strip_whitespace=True),
-    Field(min_length=1, max_length=NAME_MAX_LENGTH),
+    Field(
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        json_schema_extra={"pattern": f"^{_LINE}*[^\\s{_CONTROL}]{_LINE}*$"},
+    ),
 ]
-# The policy (8..128 characters, classes, common list) is checked in core, so the
-# front end gets a reason code; this bound only keeps absurd bodies out.
-PasswordField = Annotated[str, Field(max_length=4096, examples=["Correct-Horse-42"])]
+
+
+def _password_schema(schema: dict[str, Any]) -> None:
+    schema["minLength"] = get_users_settings().password_min_length
+    schema["maxLength"] = passwords.MAX_LENGTH
+
+
+# The policy (length, character classes, common list) is checked in core, so the front
+# end gets a reason code (400); OpenAPI states its lengths. The validation bound here
+# only keeps absurd bodies out.
+PasswordField = Annotated[
+    str,
+    Field(max_length=4096, examples=["Correct-Horse-42"], json_schema_extra=_password_schema),
+]
+# email-validator refuses the special-use domains (RFC 6761 and others): OpenAPI says so.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_ANY_CASE = "|".join(
+    "".join(f"[{char}{char.upper()}]" for char in domain) for domain in SPECIAL_USE_DOMAINS
+)
+Email = Annotated[
+    EmailStr,
+    Field(
+        max_length=254,
+        json_schema_extra={"not": {"pattern": f"[@.]({_ANY_CASE})\\.?$"}},
+        examples=["ada@example.org"],
+    ),
+]
 Token = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class UserCreate(BaseModel):
-    email: EmailStr = Field(examples=["ada@example.org"])
+    email: Email
     password: PasswordField
     first_name: Name = Field(examples=["Ada"])
     last_name: Name = Field(examples=["Lovelace"])
@@ -53,7 +85,7 @@ class UserOrder(StrEnum):
 
 
 class EmailIn(BaseModel):
-    email: EmailStr = Field(examples=["ada@example.org"])
+    email: Email
 
 
 class VerificationTokenOut(BaseModel):
@@ -103,7 +135,7 @@ class ForgotPasswordOut(BaseModel):
 
 
 class ResetPasswordIn(BaseModel):
-    email: EmailStr
+    email: Email
     token: Token
     password: PasswordField
 

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
+import sqlalchemy.exc
 from sqlalchemy import Connection, RowMapping, Select, event
 from sqlalchemy.exc import DataError, DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -90,20 +90,6 @@ async def retrying_read(session: AsyncSession, read: Callable[[], Awaitable[_T]]
 def is_read_only(session: AsyncSession) -> bool:
     """True for a read-only scope's session (autocommit, refusing writes)."""
     return isinstance(session.sync_session, _ReadOnlySession)
-
-
-# What a request meets when the database or the pooler is down or restarting: the
-# exceptions that reach the app unwrapped (a refused connection, the pool's timeout) ...
-UNREACHABLE_ERRORS = (OSError, PoolTimeout)
-# ... and with the driver's, wrapped in SQLAlchemy's DBAPIError.
-_UNREACHABLE = (
-    *UNREACHABLE_ERRORS,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-)
 
 
 class ReadScope:
@@ -338,20 +324,14 @@ def _set_timeout_per_transaction(engine: AsyncEngine, timeout_ms: int) -> None:
 
 
 DatabaseError = DBAPIError
-"""Any error the database driver raised (``main.py`` handles it)."""
+"""Any error the database driver raised (``resources/errors.py`` handles it)."""
 
+DriverError = sqlalchemy.exc.EmulatedDBAPIException
+"""The driver's error as SQLAlchemy's asyncpg adapter raises it where nothing wraps it in a
+``DatabaseError`` (opening a connection for the pool, e.g. while the server starts up)."""
 
-def database_unreachable(exc: BaseException) -> bool:
-    """True when the error says the database (or the pooler before it) is out of reach:
-    a connection refused or lost, or none free in the pool within DB_POOL_TIMEOUT."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, _UNREACHABLE):
-            return True
-        seen = seen.__cause__ or getattr(seen, "orig", None)
-    return False
+PoolTimeout = sqlalchemy.exc.TimeoutError
+"""No pooled connection came free within ``db_pool_timeout`` (answered 503)."""
 
 
 def is_refused_value(exc: BaseException) -> bool:
@@ -363,4 +343,33 @@ def is_refused_value(exc: BaseException) -> bool:
         if isinstance(seen, (DataError, asyncpg.DataError)):
             return True
         seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
+
+
+# What the database being away looks like: the server refuses or drops connections, is
+# shutting down or starting up, or every pooled connection stays busy past pool_timeout.
+_UNAVAILABLE = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,  # connecting took too long
+    PoolTimeout,
+    asyncpg.InterfaceError,  # the connection was closed under the statement (or never opened)
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when the error means the database cannot be reached right now (the request
+    may well succeed a moment later), as opposed to a fault in the request or in us."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain is short: ours, SQLAlchemy's, the driver's, the OS's
+        if seen is None:
+            return False
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None) or seen.__context__
     return False

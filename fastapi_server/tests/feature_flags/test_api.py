@@ -171,7 +171,7 @@ async def test_bad_codename_in_the_path_is_a_clear_422(
         json: dict[str, Any] | None = {} if method == "PATCH" else None
         response = await client.request(method, path, headers=admin_headers, json=json)
         assert response.status_code == 422, (method, path)
-        error = response.json()["detail"][0]
+        error = response.json()["detail"]["errors"][0]
         assert error["loc"] == ["path", "codename"]
         assert "letter, a digit, '_', '-' or '.'" in error["msg"]
 
@@ -258,7 +258,7 @@ async def test_create_rejects_bad_input_with_422(
 ) -> None:
     response = await client.post("/feature-flags", json=body, headers=admin_headers)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"][:2] == ["body", field]
+    assert response.json()["detail"]["errors"][0]["loc"][:2] == ["body", field]
 
 
 @pytest.mark.parametrize(
@@ -282,14 +282,14 @@ async def test_control_characters_in_label_or_description_are_a_422(
         "/feature-flags", json={**NEW_FLAG, field: value}, headers=admin_headers
     )
     assert created.status_code == 422
-    assert created.json()["detail"][0]["loc"] == ["body", field]
-    assert message in created.json()["detail"][0]["msg"]
+    assert created.json()["detail"]["errors"][0]["loc"] == ["body", field]
+    assert message in created.json()["detail"]["errors"][0]["msg"]
     await _create(client, admin_headers)
     patched = await client.patch(
         "/feature-flags/FF_NEW_CHECKOUT", json={field: value}, headers=admin_headers
     )
     assert patched.status_code == 422
-    assert patched.json()["detail"][0]["loc"] == ["body", field]
+    assert patched.json()["detail"]["errors"][0]["loc"] == ["body", field]
     read = await client.get("/feature-flags/FF_NEW_CHECKOUT", headers=admin_headers)
     assert read.json()[field] == NEW_FLAG[field]
 
@@ -307,7 +307,7 @@ async def test_codename_error_says_what_is_allowed(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     response = await client.post("/feature-flags", json={"codename": "a/b"}, headers=admin_headers)
-    message = response.json()["detail"][0]["msg"]
+    message = response.json()["detail"]["errors"][0]["msg"]
     assert "1 to 100 characters, each a letter, a digit, '_', '-' or '.'" in message
 
 
@@ -319,7 +319,7 @@ async def test_codenames_the_urls_cannot_reach_are_refused(
         "/feature-flags", json={"codename": codename}, headers=admin_headers
     )
     assert response.status_code == 422
-    error = response.json()["detail"][0]
+    error = response.json()["detail"]["errors"][0]
     assert error["loc"] == ["body", "codename"]
     assert f"'{codename}' is reserved" in error["msg"]
     # Other spellings are ordinary codenames, reachable at their own URL.
@@ -328,19 +328,25 @@ async def test_codenames_the_urls_cannot_reach_are_refused(
         assert (await client.get(f"/feature-flags/{reachable}")).status_code == 200
 
 
-async def test_evaluate_in_the_path_of_a_change_is_a_clear_422(
+async def test_evaluate_in_the_path_of_a_change_is_a_clear_refusal(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
+    # /feature-flags/evaluate is only read: other methods are a 405 naming GET...
+    for method in ("PATCH", "DELETE"):
+        json = {"is_active": True} if method == "PATCH" else None
+        refused = await client.request(
+            method, "/feature-flags/evaluate", json=json, headers=admin_headers
+        )
+        assert refused.status_code == 405, method
+        assert refused.headers["allow"] == "GET, HEAD"
+    # ...and below it, "evaluate" is a reserved codename.
     for method, path in [
-        ("PATCH", "/feature-flags/evaluate"),
-        ("DELETE", "/feature-flags/evaluate"),
         ("POST", "/feature-flags/evaluate/toggle"),
         ("GET", "/feature-flags/evaluate/history"),
     ]:
-        json = {"is_active": True} if method == "PATCH" else None
-        response = await client.request(method, path, json=json, headers=admin_headers)
+        response = await client.request(method, path, headers=admin_headers)
         assert response.status_code == 422, (method, path)
-        assert "'evaluate' is reserved" in response.json()["detail"][0]["msg"]
+        assert "'evaluate' is reserved" in response.json()["detail"]["errors"][0]["msg"]
 
 
 async def test_patch_changes_only_what_is_sent(

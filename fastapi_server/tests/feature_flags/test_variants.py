@@ -173,7 +173,7 @@ async def test_create_refuses_inconsistent_variants_with_422(
         "/feature-flags", json={"codename": "FF_BAD", **body}, headers=admin_headers
     )
     assert response.status_code == 422, response.text
-    assert message in response.json()["detail"][0]["msg"]
+    assert message in response.json()["detail"]["errors"][0]["msg"]
 
 
 async def test_patch_that_would_break_the_variants_is_a_422_with_its_code(

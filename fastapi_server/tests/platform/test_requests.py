@@ -133,12 +133,12 @@ async def test_unhandled_error_is_500_without_internals_and_rolls_back(
     assert await _count(engine) == 0
 
 
-async def test_validation_errors_keep_fastapi_422_shape(
+async def test_validation_errors_are_422_with_their_list_under_detail_errors(
     probe_client: httpx.AsyncClient,
 ) -> None:
     response = await probe_client.post("/probe/not-a-number")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "key"]
+    assert response.json()["detail"]["errors"][0]["loc"] == ["path", "key"]
 
 
 async def test_get_reads_committed_data_without_a_transaction(
@@ -181,7 +181,7 @@ async def test_value_the_database_refuses_is_400_not_500(
 
 
 @pytest.mark.parametrize("bad", [r"nul\u0000byte", r"lone \ud800 surrogate", r"two\nlines"])
-async def test_odd_characters_are_422_with_fastapi_shape(
+async def test_odd_characters_are_422_with_the_platform_shape(
     probe_client: httpx.AsyncClient, bad: str
 ) -> None:
     body = '{"name": "' + bad + '"}'  # raw JSON, with the escapes a client may send
@@ -189,4 +189,4 @@ async def test_odd_characters_are_422_with_fastapi_shape(
         "/probe-name", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "name"]
+    assert response.json()["detail"]["errors"][0]["loc"] == ["body", "name"]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request, Response
+from fastapi import Depends, HTTPException, Path, Request, Response
 
 from fastapi_server.apps.feature_flags import core
 from fastapi_server.apps.feature_flags.entitlements import (
@@ -15,6 +15,7 @@ from fastapi_server.apps.feature_flags.entitlements import (
     flag_reader,
     sees_targeting,
 )
+from fastapi_server.apps.feature_flags.errors import FeatureFlagAlreadyExists, FeatureFlagNotFound
 from fastapi_server.apps.feature_flags.schemas import (
     CODENAME_RULE,
     FEATURE_FLAG_LIST,
@@ -28,7 +29,7 @@ from fastapi_server.apps.feature_flags.schemas import (
     FeatureFlagUpdate,
     HistoryOrder,
 )
-from fastapi_server.lib.errors import error_doc
+from fastapi_server.lib.errors import error_doc, error_responses
 from fastapi_server.lib.pagination import OrderDirection, Page, PageRequest
 from fastapi_server.resources.http import APIRouter, DBs, databases_of, page_query
 
@@ -45,8 +46,11 @@ HistoryPageQuery = Annotated[
 ]
 
 Responses = dict[int | str, dict[str, Any]]
-NOT_FOUND: Responses = {404: error_doc("FEATURE_FLAG_NOT_FOUND")}
-ADMIN_ONLY: Responses = {401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")}
+NOT_FOUND: Responses = error_responses(FeatureFlagNotFound)
+ADMIN_ONLY: Responses = {
+    401: error_doc("NOT_AUTHENTICATED: missing, invalid or expired access token"),
+    403: error_doc("NOT_SUPERUSER: only superusers may do this"),
+}
 
 
 # Evaluation first: routes are matched in order, and a front end asks on every page.
@@ -67,6 +71,13 @@ async def evaluate(request: Request) -> Response:
     if user is None:
         return _json(_anonymous_json(core.anonymous_view()))
     return _json(_compact_json(core.evaluate_all(user)))
+
+
+@router.api_route("/evaluate", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def evaluate_other_methods() -> None:
+    """``/feature-flags/evaluate`` is only read: other methods answer 405 here rather
+    than reach ``/{codename}`` for a flag that cannot exist ("evaluate" is reserved)."""
+    raise HTTPException(405)
 
 
 def _json(body: bytes) -> Response:
@@ -133,7 +144,7 @@ async def get_flag(
     "",
     status_code=201,
     response_model=FeatureFlagAdminRead,
-    responses={**ADMIN_ONLY, 409: error_doc("FEATURE_FLAG_ALREADY_EXISTS")},
+    responses={**ADMIN_ONLY, **error_responses(FeatureFlagAlreadyExists)},
 )
 async def create_flag(
     flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs

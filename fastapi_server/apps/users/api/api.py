@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Form, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from fastapi_server.apps.feature_flags.entitlements import require_flag
 from fastapi_server.apps.users import core
 from fastapi_server.apps.users.entitlements import CurrentUser, Superuser, within_rate_limits
+from fastapi_server.apps.users.errors import (
+    HashingBusy,
+    LoginBadCredentials,
+    LoginUserLocked,
+    LoginUserNotVerified,
+    NotAuthenticated,
+    NotSuperuser,
+    RefreshTokenInvalid,
+    RegisterInvalidEmail,
+    RegisterInvalidPassword,
+    ResetPasswordBadToken,
+    ResetPasswordInvalidPassword,
+    VerifyAlreadyVerified,
+    VerifyBadToken,
+    VerifyInvalidPassword,
+    VerifyTooManyRequests,
+)
 from fastapi_server.apps.users.schemas import (
     EmailIn,
     ForgotPasswordOut,
@@ -28,30 +45,27 @@ from fastapi_server.apps.users.schemas import (
     VerifyIn,
 )
 from fastapi_server.apps.users.settings import get_users_settings
-from fastapi_server.lib.errors import error_doc
+from fastapi_server.lib.errors import error_doc, error_responses
 from fastapi_server.lib.pagination import Page, PageRequest
 from fastapi_server.resources.http import APIRouter, DBs, page_query
+from fastapi_server.resources.rate_limits import RateLimited
 
 router = APIRouter(tags=["users"])
 
 REGISTRATION_FLAG = "FF_ENABLE_REGISTRATION"
-_RATE_LIMITED = error_doc("RATE_LIMITED: too many requests from this IP or for this email")
-_HASHING_BUSY = error_doc("HASHING_BUSY: every password hashing turn is taken; `retry_after`")
 UserPageQuery = Annotated[
     PageRequest[UserOrder], Depends(page_query(UserOrder, UserOrder.CREATED_ON))
 ]
 
 
 # The profile first: routes are matched in order, and GET /users/user is the most requested.
-@router.get("/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")})
+@router.get("/users/user", response_model=UserRead, responses=error_responses(NotAuthenticated))
 async def read_me(user: CurrentUser) -> UserRead:
     """The caller's account."""
     return UserRead.model_validate(user)
 
 
-@router.patch(
-    "/users/user", response_model=UserRead, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
+@router.patch("/users/user", response_model=UserRead, responses=error_responses(NotAuthenticated))
 async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRead:
     """Change the caller's own names."""
     updated = await core.update_profile(
@@ -73,10 +87,8 @@ async def update_me(user_in: UserUpdate, user: CurrentUser, dbs: DBs) -> UserRea
         )
     ],
     responses={
-        400: error_doc("REGISTER_INVALID_PASSWORD with `reason`, or REGISTER_INVALID_EMAIL"),
+        **error_responses(RegisterInvalidPassword, RegisterInvalidEmail, RateLimited, HashingBusy),
         404: error_doc("FEATURE_DISABLED: registration is switched off (FF_ENABLE_REGISTRATION)"),
-        429: _RATE_LIMITED,
-        503: _HASHING_BUSY,
     },
 )
 async def register(user_in: UserCreate, dbs: DBs, request: Request) -> UserRead:
@@ -97,9 +109,7 @@ async def register(user_in: UserCreate, dbs: DBs, request: Request) -> UserRead:
     "/auth/request-verification-token",
     response_model=VerificationTokenOut,
     response_model_exclude_none=True,
-    responses={
-        429: error_doc("VERIFY_TOO_MANY_REQUESTS: too many codes this hour, or RATE_LIMITED")
-    },
+    responses=error_responses(VerifyTooManyRequests, RateLimited),
 )
 async def request_verification_token(
     email_in: EmailIn, dbs: DBs, request: Request
@@ -117,14 +127,9 @@ async def request_verification_token(
 @router.post(
     "/auth/verify",
     response_model=Verified,
-    responses={
-        400: error_doc(
-            "VERIFY_USER_BAD_TOKEN (wrong, expired or used code or token; `reason`), "
-            "VERIFY_USER_ALREADY_VERIFIED, or VERIFY_INVALID_PASSWORD with `reason`"
-        ),
-        429: _RATE_LIMITED,
-        503: _HASHING_BUSY,
-    },
+    responses=error_responses(
+        VerifyBadToken, VerifyAlreadyVerified, VerifyInvalidPassword, RateLimited, HashingBusy
+    ),
 )
 async def verify(verify_in: VerifyIn, dbs: DBs, request: Request) -> Verified:
     """Confirm the email with the token and the emailed code; a welcome email follows.
@@ -136,23 +141,42 @@ async def verify(verify_in: VerifyIn, dbs: DBs, request: Request) -> Verified:
     return Verified()
 
 
-_LOGIN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: error_doc("LOGIN_BAD_CREDENTIALS or LOGIN_USER_NOT_VERIFIED"),
-    429: error_doc("LOGIN_USER_LOCKED: too many failures; `retry_after` seconds; or RATE_LIMITED"),
-    503: _HASHING_BUSY,
-}
-
+_LOGIN_RESPONSES = error_responses(
+    LoginBadCredentials, LoginUserNotVerified, LoginUserLocked, RateLimited, HashingBusy
+)
 
 # RFC 6749 5.1: an answer carrying tokens is never stored by a cache.
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-async def _login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    dbs: DBs,
-    request: Request,
-    response: Response,
+class LoginForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form, with what the API requires of it stated in OpenAPI: an
+    empty ``username`` or ``password`` counts as missing (422)."""
+
+    def __init__(
+        self,
+        *,
+        username: Annotated[str, Form(min_length=1, description="The account's email.")],
+        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
+        grant_type: Annotated[str, Form(description="Ignored (OAuth2 sends `password`).")] = "",
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str, Form()] = "",
+        client_secret: Annotated[str, Form(json_schema_extra={"format": "password"})] = "",
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type or None,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id or None,
+            client_secret=client_secret or None,
+        )
+
+
+async def login(
+    form: Annotated[LoginForm, Depends()], dbs: DBs, request: Request, response: Response
 ) -> TokenPairOut:
+    """Log in with the OAuth2 password form."""
     await within_rate_limits(request, "login", form.username)
     pair = await core.login(dbs, email=form.username, password=form.password)
     response.headers.update(_NO_STORE)
@@ -161,7 +185,7 @@ async def _login(
 
 router.add_api_route(
     "/login",
-    _login,
+    login,
     methods=["POST"],
     response_model=TokenPairOut,
     responses=_LOGIN_RESPONSES,
@@ -171,7 +195,7 @@ router.add_api_route(
 )
 router.add_api_route(
     "/users/login",
-    _login,
+    login,
     methods=["POST"],
     response_model=TokenPairOut,
     responses=_LOGIN_RESPONSES,
@@ -183,7 +207,7 @@ router.add_api_route(
 @router.post(
     "/auth/refresh-tokens",
     response_model=TokenPairOut,
-    responses={401: error_doc("REFRESH_TOKEN_INVALID")},
+    responses=error_responses(RefreshTokenInvalid),
 )
 async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs, response: Response) -> TokenPairOut:
     """Exchange a refresh token for a new pair. Each refresh token works once: presented
@@ -194,9 +218,7 @@ async def refresh_tokens(refresh_in: RefreshIn, dbs: DBs, response: Response) ->
     return TokenPairOut(**pair.__dict__)
 
 
-@router.post(
-    "/auth/logout", response_model=LoggedOut, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
+@router.post("/auth/logout", response_model=LoggedOut, responses=error_responses(NotAuthenticated))
 async def logout(user: CurrentUser, dbs: DBs) -> LoggedOut:
     """Sign out everywhere: the caller's refresh and access tokens stop working."""
     await core.logout(dbs, user)
@@ -207,7 +229,7 @@ async def logout(user: CurrentUser, dbs: DBs) -> LoggedOut:
     "/auth/forgot-password",
     response_model=ForgotPasswordOut,
     response_model_exclude_none=True,
-    responses={429: _RATE_LIMITED},
+    responses=error_responses(RateLimited),
 )
 async def forgot_password(email_in: EmailIn, dbs: DBs, request: Request) -> ForgotPasswordOut:
     """Email a password reset link (valid one hour). The answer is the same for any email."""
@@ -220,12 +242,7 @@ async def forgot_password(email_in: EmailIn, dbs: DBs, request: Request) -> Forg
 @router.post(
     "/auth/reset-password",
     response_model=PasswordReset,
-    responses={
-        400: error_doc(
-            "RESET_PASSWORD_BAD_TOKEN, or RESET_PASSWORD_INVALID_PASSWORD with `reason`"
-        ),
-        503: _HASHING_BUSY,
-    },
+    responses=error_responses(ResetPasswordBadToken, ResetPasswordInvalidPassword, HashingBusy),
 )
 async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
     """Set a new password with the emailed token; every earlier token stops working."""
@@ -238,7 +255,7 @@ async def reset_password(reset_in: ResetPasswordIn, dbs: DBs) -> PasswordReset:
 @router.get(
     "/users",
     response_model=Page[UserRead],
-    responses={401: error_doc("NOT_AUTHENTICATED"), 403: error_doc("NOT_SUPERUSER")},
+    responses=error_responses(NotAuthenticated, NotSuperuser),
 )
 async def list_users(_: Superuser, dbs: DBs, page: UserPageQuery) -> Page[UserRead]:
     """Every account, `{total, results}`, one page at a time: ordered by `created_on`
@@ -247,9 +264,7 @@ async def list_users(_: Superuser, dbs: DBs, page: UserPageQuery) -> Page[UserRe
     return Page(total=total, results=[UserRead.model_validate(user) for user in users])
 
 
-@router.get(
-    "/_authenticated", response_model=Greeting, responses={401: error_doc("NOT_AUTHENTICATED")}
-)
+@router.get("/_authenticated", response_model=Greeting, responses=error_responses(NotAuthenticated))
 async def authenticated(user: CurrentUser) -> Greeting:
     """A greeting for a logged-in caller (lets a front end check its token)."""
     return Greeting(message=f"Hello {user.first_name}!")
