@@ -132,8 +132,38 @@ def _ensure_wrk() -> None:
         print("Installing wrk failed: the benchmark smoke test will be skipped")
 
 
+# pip-audit's default advisory source: PyPI's JSON API, one release at a time.
+AUDIT_PROBE_URL = "https://pypi.org/pypi/pip-audit/{version}/json"
+AUDIT_PROBE_TIMEOUT_S = 5
+
+
+def _advisory_source_answers() -> bool:
+    """Whether PyPI answers the question pip-audit asks, for pip-audit's own release."""
+    import json
+    import urllib.request
+    from importlib.metadata import version
+
+    url = AUDIT_PROBE_URL.format(version=version("pip-audit"))
+    try:
+        with urllib.request.urlopen(url, timeout=AUDIT_PROBE_TIMEOUT_S) as answer:  # noqa: S310 -- https, from a constant
+            return "vulnerabilities" in json.load(answer)
+    except (OSError, ValueError):
+        return False
+
+
+def _audit_command(python: str) -> list[str] | None:
+    """pip-audit over the locked dev requirements (they include the runtime ones), or None
+    with a one-line notice when its advisory source cannot be reached."""
+    if not _advisory_source_answers():
+        print("pip-audit: skipped, its advisory source (PyPI's JSON API) cannot be reached")
+        return None
+    requirements = str(REPO_ROOT / "requirements-dev.txt")
+    audit = [python, "-m", "pip_audit", "--require-hashes", "--disable-pip", "--progress-spinner"]
+    return [*audit, "off", "-r", requirements]
+
+
 def test(argv: list[str]) -> int:
-    """ruff (lint and format), mypy, then pytest; non-zero when any of them fails."""
+    """ruff (lint and format), mypy, pip-audit, then pytest; non-zero when any of them fails."""
     python = sys.executable
     _ensure_wrk()
     checks = [
@@ -141,6 +171,8 @@ def test(argv: list[str]) -> int:
         [python, "-m", "ruff", "format", "--check", "."],
         [python, "-m", "mypy"],
     ]
+    audit = _audit_command(python)
+    checks += [audit] if audit else []
     failed = [" ".join(check[2:]) for check in checks if subprocess.call(check, cwd=REPO_ROOT)]
     pytest_status = subprocess.call([python, "-m", "pytest", *argv], cwd=REPO_ROOT)
     if failed:
