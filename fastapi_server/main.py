@@ -28,7 +28,7 @@ from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
-from fastapi_server.resources import health
+from fastapi_server.resources import health, metrics
 from fastapi_server.resources.database.postgres import Database, DatabaseError, is_refused_value
 from fastapi_server.resources.http import DatabaseRoute
 
@@ -41,6 +41,7 @@ APP_LIFESPANS: list[AppLifespan] = [
     users_lifespan,  # first: refuses to start with placeholder secrets in production
     feature_flags_lifespan,
     notifications_lifespan,
+    metrics.lifespan,  # last: samples what the others started
 ]
 
 
@@ -202,4 +203,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(health.router)
     app.include_router(notifications_router)
+    if settings.metrics_enabled:
+        metrics.instrument(app)
     return app

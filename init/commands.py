@@ -48,6 +48,8 @@ def serve(argv: list[str]) -> int:
         bootstrap(url)
         os.environ["DATABASE_URL"] = url  # the workers read it
         get_settings.cache_clear()
+        if workers > 1 and get_settings().metrics_enabled:
+            _give_workers_a_metrics_directory()
         _print_banner(host, port, redact(url), server)
         uvicorn.run(
             "fastapi_server.main:create_app",
@@ -82,6 +84,15 @@ def serve(argv: list[str]) -> int:
             print("Stopping the embedded PostgreSQL ...", flush=True)
             server.stop()
     return 0
+
+
+def _give_workers_a_metrics_directory() -> None:
+    """Several workers count into one directory (prometheus-client's multiprocess mode); a
+    fresh one per start unless PROMETHEUS_MULTIPROC_DIR names one."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fastapi-metrics-")
 
 
 def _print_banner(host: str, port: int, url: str, server: LocalPostgres | None) -> None:

@@ -38,6 +38,9 @@ class FairQueue(QueueCommon[_T]):
     and a full queue (an overflow connection coming back) raises ``Full`` at once.
     """
 
+    # Checkouts waiting in every FairQueue of this process (for the metrics).
+    waiting_in_process = 0
+
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
         self.maxsize = maxsize
         self.use_lifo = use_lifo
@@ -89,6 +92,7 @@ class FairQueue(QueueCommon[_T]):
     async def _wait(self, limit_s: float | None) -> _T:
         waiter: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        FairQueue.waiting_in_process += 1
         try:
             async with asyncio.timeout(limit_s):
                 return await waiter
@@ -97,6 +101,8 @@ class FairQueue(QueueCommon[_T]):
             if isinstance(exc, TimeoutError):
                 raise Empty() from exc
             raise
+        finally:
+            FairQueue.waiting_in_process -= 1
 
     def _abandon(self, waiter: asyncio.Future[_T]) -> None:
         """A wait ended without its item being taken (timeout or cancellation)."""

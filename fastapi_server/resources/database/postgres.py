@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from fastapi_server.config import Settings
@@ -267,6 +268,11 @@ class Database:
             yield scope
         finally:
             await scope.close()
+
+    def connections_in_use(self) -> int:
+        """Connections of this engine's pool checked out right now."""
+        pool = self.engine.pool
+        return pool.checkedout() if isinstance(pool, QueuePool) else 0
 
     async def dispose(self) -> None:
         await self.engine.dispose()

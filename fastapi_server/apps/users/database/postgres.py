@@ -214,6 +214,11 @@ class UsersDB:
             (await self.session.execute(select(func.count()).select_from(User))).scalar_one()
         )
 
+    async def count_locked(self) -> int:
+        """Accounts whose logins are refused right now (too many failed attempts)."""
+        statement = select(func.count()).select_from(User).where(User.locked_until > func.now())
+        return int((await self.session.execute(statement)).scalar_one())
+
     async def page(self, *, offset: int, limit: int) -> Sequence[User]:
         """Users in creation order."""
         query = select(User).order_by(User.created_on, User.id).offset(offset).limit(limit)
