@@ -2,8 +2,8 @@
 
 Usage (from the repository root; needs wrk: ``apt-get install wrk``):
 
-    .venv/bin/python bench/run.py [--quick] [--users N] [--workers W] [--duration S]
-                                  [--warmup S] [--rounds R] [--json PATH]
+    .venv/bin/python bench/run.py [--quick] [--users N] [--metrics] [--workers W]
+                                  [--duration S] [--warmup S] [--rounds R] [--json PATH]
 
 It starts PostgreSQL (embedded in a temporary folder, or a fresh ``<name>_bench``
 database on DATABASE_URL's server), migrates and seeds it (5 flags, 1,000 verified users
@@ -12,7 +12,8 @@ sharing one password hash), starts the API as production runs it and the bare ba
 ``wrk -t2 -c32`` (warm-up, then a measured interval, several rounds), measures
 ``is_enabled()`` in process, ``/_status`` and ``GET /feature-flags`` under a login
 storm, RSS per worker after 50k and 100k requests and, with ``--users N``, login and
-``GET /users/user`` with N users.
+``GET /users/user`` with N users and, with ``--metrics``, the hot endpoints with
+``METRICS_ENABLED`` on against off.
 It prints a table, writes the figures as JSON (``bench/results/`` by default) and stops
 everything it started, also on Ctrl-C.
 """
@@ -69,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
         "--users", type=int, metavar="N",
         help=f"also measure login and GET /users/user with N users (> {BASE_USERS:,})",
     )  # fmt: skip
+    p.add_argument(
+        "--metrics", action="store_true",
+        help="also compare the hot endpoints with METRICS_ENABLED on and off",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, metavar="W", help="uvicorn workers (2)")
     p.add_argument("--duration", type=int, metavar="S", help="measured seconds (10; quick 1)")
     p.add_argument("--warmup", type=int, metavar="S", help="warm-up seconds (3; quick 0)")
@@ -95,6 +100,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         login_min_s=2 if quick else 4,
         login_connections=4 if quick else 32,
         storm_connections=4 if quick else 16,
+        metrics=bool(args.metrics),
     )
     if plan.users is not None and plan.users <= BASE_USERS:
         raise SystemExit(f"error: --users must be more than {BASE_USERS:,}")
@@ -137,6 +143,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         bench.flags_under_login()
         bench.memory()
         bench.users_scale()
+        bench.metrics_cost()
         bench.stop_servers()
         say("stopping PostgreSQL")
     say("everything the benchmark started is stopped")
