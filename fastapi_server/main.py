@@ -10,7 +10,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -28,9 +28,12 @@ from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.errors import AppError
 from fastapi_server.lib.logging import configure_logging, request_id_var
-from fastapi_server.resources import health, metrics
+from fastapi_server.resources import health, metrics, tracing
 from fastapi_server.resources.database.postgres import Database, DatabaseError, is_refused_value
 from fastapi_server.resources.http import DatabaseRoute
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ logger = logging.getLogger(__name__)
 AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 APP_LIFESPANS: list[AppLifespan] = [
     users_lifespan,  # first: refuses to start with placeholder secrets in production
+    tracing.lifespan,
     feature_flags_lifespan,
     notifications_lifespan,
     metrics.lifespan,  # last: samples what the others started
@@ -166,21 +170,22 @@ async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResp
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API; tests pass their own ``settings``."""
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the API; tests pass their own ``settings`` (and ``tracer_provider``: else
+    the OTLP exporter's when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, resources/tracing.py)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
+    tracer_provider = tracer_provider or tracing.provider_from_environment()
     app = FastAPI(
         title="FastAPI platform",
         description="Users, feature flags and notifications, one app per feature.",
         lifespan=lifespan,
-        telemetry={
-            "tracing": settings.telemetry,
-            "metrics": settings.telemetry,
-            "logs": settings.telemetry,
-        },
+        telemetry=tracing.telemetry_config(settings.telemetry, tracer_provider),
     )
     app.state.settings = settings
+    app.state.tracer_provider = tracer_provider
     # Routes added on the app itself get the request's database too (routers set theirs).
     app.router.route_class = DatabaseRoute
     app.add_exception_handler(AppError, _app_error_handler)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 from asyncpg.exceptions import InternalClientError
@@ -24,6 +24,9 @@ from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
 from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.pool import FairAsyncQueuePool
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -47,6 +50,11 @@ class _ReadOnlySession(Session):
 def _refuse_writes(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         raise ReadOnlySessionError("a read-only (GET) request tried to write")
+
+
+# While traces are exported (resources/tracing.py), the tracer of the reads below: they
+# bypass SQLAlchemy, whose instrumentation traces every other statement. None: no cost.
+read_tracer: Tracer | None = None
 
 
 class Reader:
@@ -80,6 +88,17 @@ class Reader:
         return row
 
     async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
+        tracer = read_tracer
+        if tracer is None:
+            return await self._run_untraced(method, query, args)
+        from opentelemetry.trace import SpanKind
+
+        operation = query.lstrip().split(None, 1)[0].upper() if query.strip() else "SQL"
+        attributes = {"db.system": "postgresql", "db.statement": query}
+        with tracer.start_as_current_span(operation, kind=SpanKind.CLIENT, attributes=attributes):
+            return await self._run_untraced(method, query, args)
+
+    async def _run_untraced(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         session = self._session
         try:
             if self._engine is not None and not session.in_transaction():
