@@ -31,6 +31,7 @@ from fastapi_server.lib.logging import configure_logging, request_id_var
 from fastapi_server.resources import health, metrics, tracing
 from fastapi_server.resources.database.postgres import Database, DatabaseError, is_refused_value
 from fastapi_server.resources.http import DatabaseRoute
+from fastapi_server.resources.sentry import init_sentry
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -177,6 +178,7 @@ def create_app(
     the OTLP exporter's when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, resources/tracing.py)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
+    init_sentry(settings.env)
     tracer_provider = tracer_provider or tracing.provider_from_environment()
     app = FastAPI(
         title="FastAPI platform",
