@@ -6,7 +6,8 @@ Three kinds of numbers, gathered three ways:
   happen by ``MetricsMiddleware``, a pure ASGI middleware.
 * This process's state (pool connections in use and waiting, the flag cache and both
   listeners): sampled every ``SAMPLE_SECONDS`` by ``lifespan``'s task, so no request
-  pays for them.
+  pays for them. The same task writes the request counts, kept in a plain dict between
+  times (in multiprocess mode every metric update writes a shared file under a lock).
 * The database's state (outbox messages per status and the oldest one's age, locked
   accounts): asked when scraped, through the apps' core, since every process sees the
   same rows.
@@ -50,7 +51,7 @@ from fastapi_server.resources.http import APIRouter, DBs
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_SECONDS = 5.0
+SAMPLE_SECONDS = 1.0
 SCRAPE_QUERY_TIMEOUT_SECONDS = 2.0
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -131,6 +132,19 @@ class _FlagListener(_Listener, Protocol):
     def cache(self) -> _Cache: ...
 
 
+# Requests counted since the last flush, per ``REQUESTS`` child: a plain addition per
+# request, where ``inc()`` in multiprocess mode writes the shared file under a lock.
+# ``flush_request_counts`` adds them up every SAMPLE_SECONDS and before each scrape.
+_unflushed: dict[Any, int] = {}
+
+
+def flush_request_counts() -> None:
+    """Move this process's pending request counts into ``REQUESTS``."""
+    while _unflushed:
+        child, count = _unflushed.popitem()
+        child.inc(count)
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by its route template (``scope["route"]``, set by
     the router), never by its raw path, so the label values stay few."""
@@ -170,12 +184,15 @@ class MetricsMiddleware:
                 LATENCY.labels(template, method),
             )
             self._children[key] = children
-        children[0].inc()
+        counter = children[0]
+        _unflushed[counter] = _unflushed.get(counter, 0) + 1
         children[1].observe(seconds)
 
 
 def sample(state: Any) -> None:
-    """Set this process's gauges from what the lifespans left on ``app.state``."""
+    """Set this process's gauges from what the lifespans left on ``app.state``, and flush
+    its request counts."""
+    flush_request_counts()
     database: Database = state.database
     POOL_IN_USE.set(database.connections_in_use())
     POOL_WAITING.set(FairQueue.waiting_in_process)
@@ -214,6 +231,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        flush_request_counts()
         if MULTIPROCESS_DIR:  # this process's gauges leave with it; its counts stay
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 

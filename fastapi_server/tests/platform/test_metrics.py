@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from fastapi_server.resources import metrics
 from fastapi_server.tests.helpers.processes import LiveServer
 
 SENT = {"/_ready": 6, "/feature-flags/no-such-flag": 4, "/no/such/path": 2}
@@ -46,6 +48,9 @@ def test_two_workers_one_scrape_shows_every_metric(database_url: str, tmp_path: 
             for path, times in SENT.items():
                 for _ in range(times):
                     http.get(path)
+            # Each worker writes its request counts every second: past that, one scrape
+            # holds both workers' (the answering worker's own are always current).
+            time.sleep(metrics.SAMPLE_SECONDS + 0.5)
             scrapes = [http.get("/metrics") for _ in range(4)]
     finally:
         server.stop()
