@@ -58,6 +58,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Anything else a client sends is counted as OTHER, so no client can add label values.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+if MULTIPROCESS_DIR:  # a fresh path (a tmpfs mount point's subfolder) may not exist yet
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
+
 # This process's metrics; in multiprocess mode they are written to MULTIPROCESS_DIR as well,
 # and a scrape reads every process's files instead.
 REGISTRY = CollectorRegistry()
