@@ -103,15 +103,11 @@ FLAG_CACHE_AGE = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemax",
 )
-FLAG_LISTENER_UP = Gauge(
-    "feature_flags_listener_connected",
-    "1 when the flag listener of every process is listening, else 0.",
-    registry=REGISTRY,
-    multiprocess_mode="livemin",
-)
-OUTBOX_LISTENER_UP = Gauge(
-    "notifications_outbox_listener_connected",
-    "1 when the outbox listener of every process running a delivery worker is listening.",
+LISTENER_UP = Gauge(
+    "listener_connected",
+    "1 when the LISTEN connection of every process running it is up, else 0, by listener: "
+    "feature_flags, notifications_outbox (absent where no process runs it).",
+    ["listener"],
     registry=REGISTRY,
     multiprocess_mode="livemin",
 )
@@ -206,10 +202,10 @@ def sample(state: Any) -> None:
         FLAG_CACHE_AGE.set(
             float("inf") if refreshed_at is None else time.monotonic() - refreshed_at
         )
-        FLAG_LISTENER_UP.set(int(flags.listening))
+        LISTENER_UP.labels("feature_flags").set(int(flags.listening))
     worker: _Listener | None = getattr(state, "notifications_worker", None)
     if worker is not None:
-        OUTBOX_LISTENER_UP.set(int(worker.listening))
+        LISTENER_UP.labels("notifications_outbox").set(int(worker.listening))
 
 
 async def _sample_forever(state: Any) -> None:

@@ -17,8 +17,6 @@ GAUGES = (
     "db_pool_waiting_requests",
     "feature_flags_cached",
     "feature_flags_cache_age_seconds",
-    "feature_flags_listener_connected",
-    "notifications_outbox_listener_connected",
     "notifications_outbox_oldest_unsent_age_seconds",
     "users_locked_accounts",
     "database_up",
@@ -72,7 +70,8 @@ def test_two_workers_one_scrape_shows_every_metric(database_url: str, tmp_path: 
     for gauge in GAUGES:
         assert (gauge, frozenset()) in samples, gauge
     assert samples[("database_up", frozenset())] == 1
-    assert samples[("feature_flags_listener_connected", frozenset())] == 1
+    for listener in ("feature_flags", "notifications_outbox"):
+        assert samples[("listener_connected", frozenset({("listener", listener)}))] == 1
     assert samples[("feature_flags_cache_age_seconds", frozenset())] < 60
     for status in ("pending", "sending", "sent", "failed"):
         assert ("notifications_outbox_messages", frozenset({("status", status)})) in samples
