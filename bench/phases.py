@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import math
+import shutil
 import statistics
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -565,10 +567,13 @@ class Benchmark:
         is the median round's ratio, as for ``users_scale``."""
         if not self.plan.metrics:
             return
-        directory = self.log_dir / "prometheus"
-        directory.mkdir(exist_ok=True)
-        for stale in directory.glob("*.db"):
-            stale.unlink()
+        # In memory (tmpfs), as docs/operations.md advises: on a disk, writes to the mapped
+        # files stall now and then while the kernel writes them back.
+        shm = Path("/dev/shm")  # noqa: S108 -- mkdtemp below makes a private directory
+        directory = Path(
+            tempfile.mkdtemp(prefix="bench-metrics-", dir=shm if shm.is_dir() else None)
+        )
+        self.exits.callback(shutil.rmtree, directory, True)
         server = stack.start_server(
             self.exits,
             "api-metrics",

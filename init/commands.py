@@ -88,11 +88,15 @@ def serve(argv: list[str]) -> int:
 
 def _give_workers_a_metrics_directory() -> None:
     """Several workers count into one directory (prometheus-client's multiprocess mode); a
-    fresh one per start unless PROMETHEUS_MULTIPROC_DIR names one."""
+    fresh one per start unless PROMETHEUS_MULTIPROC_DIR names one, in memory where the
+    system has /dev/shm (on a disk, writes to its mapped files stall during write-back)."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile
 
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fastapi-metrics-")
+        shm = "/dev/shm"  # noqa: S108 -- mkdtemp below makes a private directory
+        shm_or_default = shm if os.path.isdir(shm) else None
+        directory = tempfile.mkdtemp(prefix="fastapi-metrics-", dir=shm_or_default)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
 def _print_banner(host: str, port: int, url: str, server: LocalPostgres | None) -> None:
