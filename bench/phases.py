@@ -7,7 +7,9 @@ import contextlib
 import itertools
 import json
 import math
+import shutil
 import statistics
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -43,6 +45,8 @@ TODO_LISTS = ("own", "project")
 LABELS = {"own": "/todos/todos", "project": "/todos/projects/{id}"}
 TODO_ORDERS = (("created_on", "desc"), ("title", "asc"))
 TODO_PAGES = (1, 50)
+MAX_METRICS_LOSS = 0.05
+METRICS_KEYS = ("status", "evaluate", "flags", "user")  # the hot endpoints
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Plan:
     login_connections: int
     storm_connections: int
     todos: int | None = None  # --todos N: GET /todos/... with N todos against BASE_TODOS
+    # Also compare the hot endpoints with METRICS_ENABLED on and off (--metrics).
+    metrics: bool = False
 
     def estimate_s(self) -> int:
         """A rough length of the run (start-up, rounds, probes, memory steps), for the log."""
@@ -78,7 +84,8 @@ class Plan:
         storm += self.rounds * (interval + 5)  # GET /feature-flags under a storm
         todo_pairs = len(TODO_LISTS) * len(TODO_ORDERS) * len(TODO_PAGES)
         todos = (self.todos / 20_000 + self.rounds * todo_pairs * 2 * interval) if self.todos else 0
-        return int(40 + rounds + storm + memory + scale + todos)
+        metrics = self.rounds * (8 * interval + 10) + 10 if self.metrics else 0
+        return int(40 + rounds + storm + memory + scale + todos + metrics)
 
 
 _STARTED = time.monotonic()
@@ -685,6 +692,69 @@ class Benchmark:
         )
         self.targets.append(Target(what, figure, target, share >= 1 - MAX_SCALE_LOSS))
         return ratios
+
+    def metrics_cost(self) -> None:
+        """The hot endpoints with metrics on (a second API, METRICS_ENABLED and a multiprocess
+        directory) against the API without, each round both sides back to back; the figure
+        is the median round's ratio, as for ``users_scale``."""
+        if not self.plan.metrics:
+            return
+        # In memory (tmpfs), as docs/operations.md advises: on a disk, writes to the mapped
+        # files stall now and then while the kernel writes them back.
+        shm = Path("/dev/shm")  # noqa: S108 -- mkdtemp below makes a private directory
+        directory = Path(
+            tempfile.mkdtemp(prefix="bench-metrics-", dir=shm if shm.is_dir() else None)
+        )
+        self.exits.callback(shutil.rmtree, directory, True)
+        server = stack.start_server(
+            self.exits,
+            "api-metrics",
+            "fastapi_server.main:create_app",
+            self.env | {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+            self.plan.workers,
+            self.log_dir,
+        )
+        server.wait_ready("/_ready")
+        self.pids += server.all_pids()
+        self.servers["api_metrics"] = server
+        pairs: list[str] = []
+        for key in METRICS_KEYS:
+            endpoint = self.endpoints[key]
+            for side, server_key, note in (
+                ("off", "api", "metrics off"),
+                ("on", "api_metrics", "metrics on"),
+            ):
+                copy = replace(endpoint, key=f"{key}_metrics_{side}", server=server_key, rounds=[])
+                copy.label = f"{endpoint.label} ({note})"
+                copy.baseline = copy.min_ratio = copy.max_p99_ms = None
+                copy.unavailable = copy.unavailable or self._check(copy, None)
+                self.endpoints[copy.key] = copy
+                pairs.append(copy.key)
+        try:
+            self.run_rounds(pairs, label="metrics, ", paired=True)
+        finally:
+            del self.servers["api_metrics"]
+            server.terminate()
+            server.stop()
+        ratios: dict[str, list[float]] = {}
+        for key in METRICS_KEYS:
+            off, on = self.endpoints[f"{key}_metrics_off"], self.endpoints[f"{key}_metrics_on"]
+            ratios[key] = pair_ratios(off.rounds, on.rounds)
+            what = f"{self.endpoints[key].label} with metrics on vs off"
+            target = f">= {1 - MAX_METRICS_LOSS:.0%} of the req/s"
+            if not ratios[key] or off.rps is None or on.rps is None:
+                self.targets.append(Target(what, NA, target, None, off.unavailable or ""))
+                continue
+            share = statistics.median(ratios[key])
+            figure = (
+                f"{off.rps:,.0f} -> {on.rps:,.0f} req/s; per round "
+                + ", ".join(f"{r:.0%}" for r in ratios[key])
+                + f" -> {share:.0%}"
+            )
+            self.targets.append(Target(what, figure, target, share >= 1 - MAX_METRICS_LOSS))
+        self.sections["metrics_cost"] = {
+            "ratios": {k: [round(r, 3) for r in v] for k, v in ratios.items()}
+        }
 
     def all_targets(self) -> list[Target]:
         """The endpoints' targets first, then the others, in the order they ran."""

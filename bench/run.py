@@ -2,8 +2,8 @@
 
 Usage (from the repository root; needs wrk: ``apt-get install wrk``):
 
-    .venv/bin/python bench/run.py [--quick] [--users N] [--todos N] [--workers W] [--duration S]
-                                  [--warmup S] [--rounds R] [--json PATH]
+    .venv/bin/python bench/run.py [--quick] [--users N] [--todos N] [--metrics] [--workers W]
+                                  [--duration S] [--warmup S] [--rounds R] [--json PATH]
 
 It starts PostgreSQL (embedded in a temporary folder, or a fresh ``<name>_bench``
 database on DATABASE_URL's server), migrates and seeds it (5 flags, 1,000 verified users
@@ -14,7 +14,8 @@ sharing one password hash), starts the API as production runs it and the bare ba
 storm, RSS per worker after 50k and 100k requests, with ``--users N``, login and
 ``GET /users/user`` with N users and, with ``--todos N``, the todo lists
 (``GET /todos/todos``, ``GET /todos/projects/{id}``; pages 1 and 50, newest first and by
-title) with N todos over 10,000 users and 1,000 projects, against the same with 1,000.
+title) with N todos over 10,000 users and 1,000 projects, against the same with 1,000,
+and, with ``--metrics``, the hot endpoints with ``METRICS_ENABLED`` on against off.
 It prints a table, writes the figures as JSON (``bench/results/`` by default) and stops
 everything it started, also on Ctrl-C.
 """
@@ -75,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
         "--todos", type=int, metavar="N",
         help=f"also measure the todo lists with N todos (> {BASE_TODOS:,}) against {BASE_TODOS:,}",
     )  # fmt: skip
+    p.add_argument(
+        "--metrics", action="store_true",
+        help="also compare the hot endpoints with METRICS_ENABLED on and off",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=2, metavar="W", help="uvicorn workers (2)")
     p.add_argument("--duration", type=int, metavar="S", help="measured seconds (10; quick 1)")
     p.add_argument("--warmup", type=int, metavar="S", help="warm-up seconds (3; quick 0)")
@@ -102,6 +107,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         login_connections=4 if quick else 32,
         storm_connections=4 if quick else 16,
         todos=args.todos,
+        metrics=bool(args.metrics),
     )
     if plan.users is not None and plan.users <= BASE_USERS:
         raise SystemExit(f"error: --users must be more than {BASE_USERS:,}")
@@ -147,6 +153,7 @@ def run(plan: Plan, json_path: Path) -> dict[str, Any]:
         bench.memory()
         bench.users_scale()
         bench.todos_scale()
+        bench.metrics_cost()
         bench.stop_servers()
         say("stopping PostgreSQL")
     say("everything the benchmark started is stopped")

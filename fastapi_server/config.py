@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         "globally configured providers. Off: nothing is checked per request.",
     )
     app_url: str = Field(default="http://localhost:3000", description="The web front end's URL.")
+    metrics_enabled: bool = Field(
+        default=False,
+        description="Serve GET /metrics (Prometheus) and count every request. Keep /metrics "
+        "off the public route at the proxy (docs/operations.md).",
+    )
 
     @field_validator("database_url", "database_listen_url")
     @classmethod

@@ -9,11 +9,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastapi_server import app_metrics
 from fastapi_server.apps.feature_flags.api.api import router as feature_flags_router
 from fastapi_server.apps.feature_flags.api.ofrep import router as ofrep_router
 from fastapi_server.apps.feature_flags.lifespan import lifespan as feature_flags_lifespan
@@ -25,10 +27,14 @@ from fastapi_server.apps.users.api.api import router as users_router
 from fastapi_server.apps.users.lifespan import lifespan as users_lifespan
 from fastapi_server.config import Settings, get_settings
 from fastapi_server.lib.logging import configure_logging, request_id_var
-from fastapi_server.resources import errors, health, openapi
+from fastapi_server.resources import errors, health, metrics, openapi, tracing
 from fastapi_server.resources.database.postgres import Database
 from fastapi_server.resources.drain import Drain
 from fastapi_server.resources.http import DatabaseRoute
+from fastapi_server.resources.sentry import init_sentry
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +57,10 @@ ROUTERS = (
 AppLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 APP_LIFESPANS: list[AppLifespan] = [
     users_lifespan,  # first: refuses to start with placeholder secrets in production
+    tracing.lifespan,
     feature_flags_lifespan,
     notifications_lifespan,
+    metrics.lifespan,  # last: samples what the others started
 ]
 
 
@@ -157,10 +165,15 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API; tests pass their own ``settings``."""
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the API; tests pass their own ``settings`` (and ``tracer_provider``: else
+    the OTLP exporter's when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, resources/tracing.py)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
+    init_sentry(settings.env)
+    tracer_provider = tracer_provider or tracing.provider_from_environment()
     app = FastAPI(
         title="FastAPI platform",
         description="Users, feature flags, notifications, projects and todos, one app per feature.",
@@ -169,13 +182,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
-        telemetry={
-            "tracing": settings.telemetry,
-            "metrics": settings.telemetry,
-            "logs": settings.telemetry,
-        },
+        telemetry=tracing.telemetry_config(settings.telemetry, tracer_provider),
     )
     app.state.settings = settings
+    app.state.tracer_provider = tracer_provider
     # Routes added on the app itself get the request's database too (routers set theirs).
     app.router.route_class = DatabaseRoute
     errors.install(app)  # one error shape for every answer
@@ -192,4 +202,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.metrics_enabled:
+        metrics.instrument(app, app_metrics.database_families)
     return app

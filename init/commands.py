@@ -48,6 +48,8 @@ def serve(argv: list[str]) -> int:
         bootstrap(url)
         os.environ["DATABASE_URL"] = url  # the workers read it
         get_settings.cache_clear()
+        if workers > 1 and get_settings().metrics_enabled:
+            _give_workers_a_metrics_directory()
         _print_banner(host, port, redact(url), server)
         uvicorn.run(
             "fastapi_server.main:create_app",
@@ -82,6 +84,19 @@ def serve(argv: list[str]) -> int:
             print("Stopping the embedded PostgreSQL ...", flush=True)
             server.stop()
     return 0
+
+
+def _give_workers_a_metrics_directory() -> None:
+    """Several workers count into one directory (prometheus-client's multiprocess mode); a
+    fresh one per start unless PROMETHEUS_MULTIPROC_DIR names one, in memory where the
+    system has /dev/shm (on a disk, writes to its mapped files stall during write-back)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        shm = "/dev/shm"  # noqa: S108 -- mkdtemp below makes a private directory
+        shm_or_default = shm if os.path.isdir(shm) else None
+        directory = tempfile.mkdtemp(prefix="fastapi-metrics-", dir=shm_or_default)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
 def _print_banner(host: str, port: int, url: str, server: LocalPostgres | None) -> None:
@@ -147,9 +162,39 @@ def _ensure_test_packages() -> None:
         print(f"Installing {', '.join(packages)} failed: the tests needing them will be skipped")
 
 
+# pip-audit's default advisory source: PyPI's JSON API, one release at a time.
+AUDIT_PROBE_URL = "https://pypi.org/pypi/pip-audit/{version}/json"
+AUDIT_PROBE_TIMEOUT_S = 5
+
+
+def _advisory_source_answers() -> bool:
+    """Whether PyPI answers the question pip-audit asks, for pip-audit's own release."""
+    import json
+    import urllib.request
+    from importlib.metadata import version
+
+    url = AUDIT_PROBE_URL.format(version=version("pip-audit"))
+    try:
+        with urllib.request.urlopen(url, timeout=AUDIT_PROBE_TIMEOUT_S) as answer:  # noqa: S310 -- https, from a constant
+            return "vulnerabilities" in json.load(answer)
+    except (OSError, ValueError):
+        return False
+
+
+def _audit_command(python: str) -> list[str] | None:
+    """pip-audit over the locked dev requirements (they include the runtime ones), or None
+    with a one-line notice when its advisory source cannot be reached."""
+    if not _advisory_source_answers():
+        print("pip-audit: skipped, its advisory source (PyPI's JSON API) cannot be reached")
+        return None
+    requirements = str(REPO_ROOT / "requirements-dev.txt")
+    audit = [python, "-m", "pip_audit", "--require-hashes", "--disable-pip", "--progress-spinner"]
+    return [*audit, "off", "-r", requirements]
+
+
 def test(argv: list[str]) -> int:
     """ruff (lint and format), mypy, the import contracts (lint-imports: the layers in
-    pyproject.toml), then pytest; non-zero when any of them fails."""
+    pyproject.toml), pip-audit, then pytest; non-zero when any of them fails."""
     python = sys.executable
     _ensure_test_packages()
     lint_imports = "from importlinter.cli import lint_imports_command as c; c()"
@@ -159,6 +204,9 @@ def test(argv: list[str]) -> int:
         "mypy": [python, "-m", "mypy"],
         "lint-imports": [python, "-c", lint_imports],
     }
+    audit = _audit_command(python)
+    if audit:
+        checks["pip-audit"] = audit
     failed = [name for name, check in checks.items() if subprocess.call(check, cwd=REPO_ROOT)]
     pytest_status = subprocess.call([python, "-m", "pytest", *argv], cwd=REPO_ROOT)
     if failed:

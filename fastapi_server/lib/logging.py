@@ -30,6 +30,23 @@ def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+def _record_with_trace_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    from opentelemetry import trace
+
+    record = _record_with_request_id(*args, **kwargs)
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        record.trace_id = format(context.trace_id, "032x")
+        record.span_id = format(context.span_id, "016x")
+    return record
+
+
+def include_trace_ids() -> None:
+    """Log lines written inside a span carry its ``trace_id`` and ``span_id`` from now on
+    (turned on with tracing: ``resources/tracing.py``)."""
+    logging.setLogRecordFactory(_record_with_trace_id)
+
+
 logging.setLogRecordFactory(_record_with_request_id)
 
 

@@ -8,6 +8,7 @@ do one dict lookup; writers swap in a new dict, so a reader never sees half an u
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,9 @@ class FlagCache:
     def __init__(self) -> None:
         self.rules: Mapping[str, FlagRule] = {}
         self.loaded = False
+        # time.monotonic() when the rules were last known to match the database: a load,
+        # or a check of the listening connection (no notice can have been missed).
+        self.refreshed_at: float | None = None
         self._anonymous: tuple[Mapping[str, FlagRule], Mapping[str, bool]] = ({}, {})
 
     def anonymous_view(self) -> Mapping[str, bool]:
@@ -148,6 +152,7 @@ class FlagCache:
         """A full reload: exactly these flags exist."""
         self.rules = {rule.codename: rule for rule in rules}
         self.loaded = True
+        self.refreshed_at = time.monotonic()
 
     def update(self, codenames: Iterable[str], rules: Iterable[FlagRule]) -> None:
         """A partial reload of ``codenames``: those missing from ``rules`` were deleted."""
@@ -156,11 +161,18 @@ class FlagCache:
             fresh.pop(codename, None)
         fresh.update((rule.codename, rule) for rule in rules)
         self.rules = fresh
+        self.refreshed_at = time.monotonic()
+
+    def confirm_fresh(self) -> None:
+        """The listening connection answered: every change so far has reached the cache."""
+        if self.loaded:
+            self.refreshed_at = time.monotonic()
 
     def reset(self) -> None:
         """Back to never loaded (the last lifespan of the process ended)."""
         self.rules = {}
         self.loaded = False
+        self.refreshed_at = None
 
 
 flag_cache = FlagCache()

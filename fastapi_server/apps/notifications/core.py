@@ -183,6 +183,11 @@ async def count_by_status(dbs: Databases) -> dict[str, int]:
     return {status.value: counts.get(status.value, 0) for status in OutboxStatus}
 
 
+async def oldest_unsent_age_seconds(dbs: Databases) -> float | None:
+    """How long the oldest message still to be sent has waited (None: none waits)."""
+    return await dbs.notifications.oldest_unsent_age_seconds()
+
+
 async def requeue(dbs: Databases, *, include_failed: bool) -> RequeueResult:
     """Put messages back in line, due now, and wake the workers.
 

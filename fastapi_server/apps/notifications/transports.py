@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
+from opentelemetry import trace
 
 from fastapi_server.apps.notifications.settings import NotificationsSettings
 
@@ -33,6 +34,9 @@ def check_transport(env: str, settings: NotificationsSettings) -> None:
             "ENV=production with NOTIFICATIONS_TRANSPORT=console "
             "(NOTIFICATIONS_ALLOW_CONSOLE_IN_PRODUCTION): emails go to the logs, not to people"
         )
+
+
+_tracer = trace.get_tracer(__name__)
 
 
 class Transport(Protocol):
@@ -68,6 +72,18 @@ class SMTPTransport:
     async def send(self, email: EmailMessage, *, sender: str, recipient: str) -> None:
         settings = self.settings
         password = settings.smtp_password.get_secret_value()
+        # A client span when traces are exported (resources/tracing.py); else a no-op.
+        attributes: dict[str, str | int] = {
+            "server.address": settings.smtp_host,
+            "server.port": settings.smtp_port,
+        }
+        with _tracer.start_as_current_span(
+            "smtp send", kind=trace.SpanKind.CLIENT, attributes=attributes
+        ):
+            await self._send(email, sender, recipient, password)
+
+    async def _send(self, email: EmailMessage, sender: str, recipient: str, password: str) -> None:
+        settings = self.settings
         async with asyncio.timeout(settings.smtp_timeout_seconds):
             await aiosmtplib.send(
                 email,

@@ -41,6 +41,9 @@ class AdmissionGate:
     is waiting for one.
     """
 
+    # Sessions waiting at every gate of this process (for the metrics).
+    waiting_in_process = 0
+
     def __init__(self, limit: float = math.inf, wait_s: float | None = None) -> None:
         self.limit = limit
         self.wait_s = wait_s
@@ -59,6 +62,7 @@ class AdmissionGate:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        AdmissionGate.waiting_in_process += 1
         try:
             async with asyncio.timeout(self.wait_s):
                 await waiter  # ``leave`` hands its place over: ``inside`` already counts it
@@ -74,6 +78,8 @@ class AdmissionGate:
                     f"no database connection free within {self.wait_s} s ({self.waiting()} waiting)"
                 ) from exc
             raise
+        finally:
+            AdmissionGate.waiting_in_process -= 1
 
     def leave(self) -> None:
         """Give the place up: to the longest waiter, or back to the free ones."""

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.pool import QueuePool
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
@@ -270,6 +271,11 @@ class Database:
             yield scope
         finally:
             await scope.close()
+
+    def connections_in_use(self) -> int:
+        """Connections of this engine's pool checked out right now."""
+        pool = self.engine.pool
+        return pool.checkedout() if isinstance(pool, QueuePool) else 0
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -17,10 +17,32 @@ async def test_status_says_running(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "running"}
 
 
-async def test_ready_when_database_answers(client: httpx.AsyncClient) -> None:
+async def test_ready_when_database_answers_and_reports_each_component(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/_ready")
     assert response.status_code == 200
-    assert response.json()["status"] == "ready"
+    assert response.json() == {
+        "status": "ready",
+        "database": "ok",
+        "flag_cache": "loaded",
+        "flag_listener": "listening",
+        "outbox_listener": "listening",
+    }
+
+
+async def test_ready_is_503_until_the_flags_have_loaded(scratch_database_url: str) -> None:
+    # An empty database (not migrated yet) answers SELECT 1 but has no flags to load.
+    app = create_app(Settings(database_url=scratch_database_url, env="test"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            ready = await http.get("/_ready")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["detail"]["code"] == "FLAGS_NOT_LOADED"
+    assert (body["database"], body["flag_cache"]) == ("ok", "not_loaded")
+    assert body["flag_listener"] == "reconnecting"  # it retries until the flags load
 
 
 async def test_ready_is_503_with_clear_body_when_database_is_down() -> None:
@@ -33,6 +55,8 @@ async def test_ready_is_503_with_clear_body_when_database_is_down() -> None:
             alive = await http.get("/_status")
     assert ready.status_code == 503
     assert ready.json()["detail"]["code"] == "DATABASE_UNAVAILABLE"
+    assert ready.json()["database"] == "unavailable"
+    assert ready.json()["flag_cache"] == "not_loaded"
     assert alive.status_code == 200
 
 

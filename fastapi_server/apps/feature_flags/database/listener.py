@@ -178,6 +178,7 @@ class FlagListener:
                     await self._wake.wait()
             except TimeoutError:  # quiet for a while: is the connection still alive?
                 await connection.fetchval("SELECT 1", timeout=self.settings.connect_timeout_seconds)
+                self.cache.confirm_fresh()
                 continue
             self._wake.clear()
             if connection.is_closed():

@@ -226,6 +226,16 @@ class NotificationsDB:
         )
         return {str(status): int(count) for status, count in rows.tuples()}
 
+    async def oldest_unsent_age_seconds(self) -> float | None:
+        """Seconds since the oldest message still to be sent (pending or sending) was
+        queued; None when none waits."""
+        age = await self.session.scalar(
+            select(func.extract("epoch", func.now() - func.min(OutboxMessage.created_on))).where(
+                OutboxMessage.status.in_(CLAIMABLE)
+            )
+        )
+        return None if age is None else float(age)
+
     async def requeue(self, status: str, *, reset_attempts: bool = False) -> int:
         """Make messages in ``status`` pending and due now; how many changed.
 

@@ -211,3 +211,8 @@ async def logout(dbs: Databases, user: User) -> None:
     await dbs.users.revoke_user_refresh_tokens(user.id)
     await dbs.users.bump_token_version(user)
     logger.info("user logged out", extra={"user_id": str(user.id)})
+
+
+async def locked_account_count(dbs: Databases) -> int:
+    """How many accounts are locked out of logging in right now."""
+    return await dbs.users.count_locked()

@@ -199,6 +199,16 @@ class UsersDB:
         row = (await self.session.execute(statement, execution_options=_NO_SYNC)).one()
         return int(row[0]), row[1]
 
+    async def count(self) -> int:
+        return int(
+            (await self.session.execute(select(func.count()).select_from(User))).scalar_one()
+        )
+
+    async def count_locked(self) -> int:
+        """Accounts whose logins are refused right now (too many failed attempts)."""
+        statement = select(func.count()).select_from(User).where(User.locked_until > func.now())
+        return int((await self.session.execute(statement)).scalar_one())
+
     async def page(self, request: PageRequest[UserOrder]) -> tuple[Sequence[User], int]:
         """One page of every account in the requested order, and how many there are."""
         keys = (_USER_ORDER_KEYS[request.order_by], User.id)
