@@ -114,8 +114,14 @@ def _fresh_request_ids_after_fork() -> None:
 os.register_at_fork(after_in_child=_fresh_request_ids_after_fork)
 
 
-class RequestIdMiddleware:
-    """Gives each request an id (or keeps a sane ``X-Request-ID``) for logs and the response."""
+# Sent with every answer: no MIME sniffing of a JSON body into something else, and no
+# Referer header carrying a URL (a reset link's token) to another site.
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
+
+class ResponseHeadersMiddleware:
+    """Gives each request an id (or keeps a sane ``X-Request-ID``) for logs and the
+    response, and adds ``SECURITY_HEADERS`` to every HTTP response (errors included)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -130,36 +136,12 @@ class RequestIdMiddleware:
         # Not reset afterwards: Starlette's outermost error middleware renders a crash
         # after this middleware has returned, and its log line must still carry the id.
         request_id_var.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"].append((b"x-request-id", request_id.encode("latin-1")))
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-# Sent with every answer: no MIME sniffing of a JSON body into something else, and no
-# Referer header carrying a URL (a reset link's token) to another site.
-_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
-
-
-class SecurityHeadersMiddleware:
-    """Adds ``_SECURITY_HEADERS`` to every HTTP response (errors included)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+        added = ((b"x-request-id", request_id.encode("latin-1")), *SECURITY_HEADERS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"].extend(_SECURITY_HEADERS)
+                message["headers"].extend(added)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -198,8 +180,7 @@ def create_app(
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ResponseHeadersMiddleware)
     for router in ROUTERS:
         app.include_router(router)
     if settings.metrics_enabled:
