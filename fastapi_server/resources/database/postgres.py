@@ -19,7 +19,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    ORMExecuteState,
+    Session,
+    make_transient_to_detached,
+)
 
 from fastapi_server.config import Settings
 from fastapi_server.lib.database_url import to_sqlalchemy_url
@@ -27,6 +32,7 @@ from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.database.pool import AdmissionGate, AdmittedSession
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=DeclarativeBase)
 
 
 class DatabaseNotConfigured(RuntimeError):
@@ -185,6 +191,15 @@ class DriverRead:
             }
             for record in records
         ]
+
+
+def detached(model: type[_M], values: Mapping[str, Any]) -> _M:
+    """An instance of the mapped class ``model`` holding ``values`` (a row of its table,
+    keyed by attribute) as the ORM's loader leaves one: no change history, in no session
+    (``make_transient_to_detached``)."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    return instance
 
 
 async def retrying_read(session: AsyncSession, read: Callable[[], Awaitable[_T]]) -> _T:
