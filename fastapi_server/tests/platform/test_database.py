@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Integer, String, bindparam, cast, func, select, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    Numeric,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fastapi_server.apps.feature_flags.models import FeatureFlag
@@ -41,6 +57,36 @@ async def test_a_refused_value_is_a_database_error_known_as_refused(
         with pytest.raises(DatabaseError) as read_only:
             await rows(scope.session, select(text("1 / 0")))
     assert is_refused_value(read_only.value)
+
+
+async def test_a_read_only_scope_reads_the_values_sqlalchemy_reads(engine: AsyncEngine) -> None:
+    """Read-only scopes run reads with the driver's fetch; the values are SQLAlchemy's."""
+    values = select(
+        literal({"a": [1, None]}, JSON).label("json"),
+        literal({"b": True}, JSONB).label("jsonb"),
+        literal(Decimal("1.50"), Numeric(10, 2)).label("numeric"),
+        cast(literal(2.5), Numeric(asdecimal=False)).label("as_float"),
+        func.gen_random_uuid().label("uuid"),
+        bindparam("when", type_=DateTime(timezone=True)).label("when"),
+        literal("é").label("text"),
+    )
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with Database(engine).reads() as scope:
+        (read,) = await rows(scope.session, values, {"when": when})
+        expected = (await scope.session.execute(values, {"when": when})).mappings().one()
+    assert read.keys() == expected.keys()
+    same = {key: read[key] for key in read if key != "uuid"}
+    assert same == {key: expected[key] for key in expected if key != "uuid"}
+    assert same == {
+        "json": {"a": [1, None]},
+        "jsonb": {"b": True},
+        "numeric": Decimal("1.50"),
+        "as_float": 2.5,
+        "when": when,
+        "text": "é",
+    }
+    assert type(read["uuid"]) is type(expected["uuid"])
+    assert isinstance(read["uuid"], uuid.UUID)
 
 
 async def test_a_read_only_scope_reads_on_one_connection_and_refuses_writes(

@@ -28,7 +28,12 @@ from fastapi_server.apps.users.models import RefreshToken, User, VerificationCod
 from fastapi_server.apps.users.schemas import UserOrder
 from fastapi_server.lib.pagination import PageRequest
 from fastapi_server.resources.database.pages import fetch_page
-from fastapi_server.resources.database.postgres import retrying_read
+from fastapi_server.resources.database.postgres import (
+    detached,
+    is_read_only,
+    retrying_read,
+    rows,
+)
 
 # Doubling stops growing here (2**20 lockouts is far past any cap), so power() never overflows.
 _MAX_LOCK_EXPONENT = 20
@@ -55,6 +60,8 @@ _LOCKED_BY_EMAIL = (
     .execution_options(populate_existing=True)
 )
 _tokens = cast(Table, RefreshToken.__table__)  # Core: no ORM bookkeeping per insert
+_users = cast(Table, User.__table__)
+_READ_CALLER = select(*_users.c).where(_users.c.id == bindparam("id"))
 _INSERT_REFRESH_TOKEN = insert(_tokens).values(
     jti=bindparam("jti"),
     user_id=bindparam("user_id"),
@@ -92,8 +99,14 @@ class UsersDB:
 
     async def get_caller(self, user_id: uuid.UUID) -> User | None:
         """The user a request acts for (``get``), read on every authenticated request; in
-        a read-only (GET) scope, retried on a connection the server closed (a restart)."""
-        return await retrying_read(self.session, lambda: self.get(user_id))
+        a read-only (GET) scope, retried on a connection the server closed (a restart).
+
+        In a read-only scope it is one Core read (``rows``) made into a detached ``User``:
+        a GET changes nothing, and the ORM's loading would cost more than the read."""
+        if not is_read_only(self.session):
+            return await retrying_read(self.session, lambda: self.get(user_id))
+        found = await rows(self.session, _READ_CALLER, {"id": user_id})
+        return detached(User, found[0]) if found else None
 
     async def get_by_email(self, email: str, *, for_update: bool = False) -> User | None:
         """The user whose email matches ignoring case (``_email_is``), re-read from the
