@@ -208,15 +208,6 @@ class FeatureFlagRead(BaseModel):
     created_on: datetime
     updated_on: datetime
 
-    @model_validator(mode="before")
-    @classmethod
-    def _decode_json(cls, data: Any) -> Any:
-        # Plain rows (``Reader``) carry jsonb as text.
-        if isinstance(data, dict) and isinstance(data.get("variants"), str):
-            data = {**data, "variants": json.loads(data["variants"])}
-            data["weights"] = json.loads(data["weights"])
-        return data
-
 
 FEATURE_FLAG_LIST = TypeAdapter(list[FeatureFlagRead])
 """The superusers' flag list: rows validated into it (core), rendered as JSON (the API)."""
