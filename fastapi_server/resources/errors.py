@@ -42,7 +42,11 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 """The largest request body accepted (413 above it); a flag with 10,000 user ids is
 about 400 KB."""
-DATABASE_RETRY_AFTER_SECONDS = 2
+DATABASE_RETRY_AFTER_SECONDS = 1
+"""``Retry-After`` of 503 ``DATABASE_UNAVAILABLE``: the pool reconnects by itself, so a
+client retries soon."""
+DEFAULT_RETRY_AFTER_SECONDS = 2
+"""``Retry-After`` of any other 429 or 503 that names none (a rate limiter, ``/_ready``)."""
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 CANDIDATE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -115,7 +119,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         MESSAGES.setdefault(code, str(exc.detail))
     headers = dict(exc.headers or {})
     if status in RETRY_AFTER_STATUSES:
-        headers.setdefault("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))
+        headers.setdefault("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
     return error_response(status, code, headers=headers or None)
 
 
@@ -222,7 +226,7 @@ class ContractMiddleware:
             ):
                 headers = message.setdefault("headers", [])
                 if not any(name.lower() == b"retry-after" for name, _ in headers):
-                    headers.append((b"retry-after", str(DATABASE_RETRY_AFTER_SECONDS).encode()))
+                    headers.append((b"retry-after", str(DEFAULT_RETRY_AFTER_SECONDS).encode()))
             await send(message)
 
         await self.app(scope, limited_receive, send_with_retry_after)
