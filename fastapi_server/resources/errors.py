@@ -4,7 +4,8 @@ Every error body is ``{"detail": {"code": ..., "message": ...}}`` (plus fields o
 own, such as ``reason``, ``retry_after`` or ``request_id``), whatever raised it: an
 ``AppError`` of an app, validation (422 ``VALIDATION_ERROR``, the list under
 ``detail.errors``), a malformed body (400 ``MALFORMED_BODY``), routing (404 ``NOT_FOUND``,
-405 ``METHOD_NOT_ALLOWED`` with every method the path takes in ``Allow``), a body over
+405 ``METHOD_NOT_ALLOWED`` with every method the path takes in ``Allow``, also when
+only a route with a parameter took the method and refused the path's literal segment), a body over
 the limit (413 ``PAYLOAD_TOO_LARGE``), the database being away (503
 ``DATABASE_UNAVAILABLE``) or a bug (500 ``INTERNAL_ERROR``). Every 429 and 503 carries
 ``Retry-After``. ``install`` wires it all into an app.
@@ -100,6 +101,12 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 with the list under ``detail.errors``; a body that is not JSON at all is 400."""
     assert isinstance(exc, RequestValidationError)
+    allowed = allowed_methods(request)
+    if request.method not in allowed:
+        # The path's own template (``/projects/projects/user``) does not take this method;
+        # a route with a parameter there (``/projects/projects/{project_id}``) does, and
+        # refused the literal segment as its parameter: the path is what is wrong, 405.
+        return error_response(405, "METHOD_NOT_ALLOWED", headers={"Allow": ", ".join(allowed)})
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return error_response(400, "MALFORMED_BODY")

@@ -14,7 +14,9 @@ from fastapi import FastAPI
 
 from fastapi_server.config import Settings
 from fastapi_server.main import create_app
+from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.errors import MAX_BODY_BYTES
+from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 
 def error_code(response: httpx.Response) -> str:
@@ -65,6 +67,20 @@ async def test_a_wrong_method_is_405_allowing_every_method_of_the_path(
     assert response.status_code == 405
     assert error_code(response) == "METHOD_NOT_ALLOWED"
     assert response.headers["allow"] == allow
+
+
+async def test_a_literal_path_refused_as_a_parameter_is_405_too(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    """``/projects/projects/{project_id}`` takes PATCH, and its UUID refuses ``user``;
+    ``/projects/projects/user`` itself takes only GET: 405, not 422."""
+    headers = auth_headers(await make_user(dbs))
+    response = await client.patch("/projects/projects/user", headers=headers)
+    assert response.status_code == 405
+    assert error_code(response) == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == "GET, HEAD"
+    not_a_uuid = await client.patch("/projects/projects/nope", headers=headers, json={})
+    assert not_a_uuid.status_code == 422
 
 
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
