@@ -247,3 +247,35 @@ class FeatureFlagHistoryRead(BaseModel):
     new_values: dict[str, Any] | None
     actor: str
     changed_on: datetime
+
+
+# -- OFREP's error bodies (the protocol's, not the platform's ``{"detail": ...}``) ----
+
+
+class OfrepEvaluationFailure(BaseModel):
+    """One flag's evaluation refused (OFREP ``evaluationFailure``): the body is not JSON
+    (``PARSE_ERROR``) or its context is not valid (``INVALID_CONTEXT``)."""
+
+    key: str
+    error_code: Literal["PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"] = (
+        Field(alias="errorCode")
+    )
+    error_details: str = Field(alias="errorDetails")
+
+
+class OfrepFlagNotFound(BaseModel):
+    """No flag has this key (OFREP ``flagNotFound``)."""
+
+    key: str
+    error_code: Literal["FLAG_NOT_FOUND"] = Field(alias="errorCode")
+    error_details: str = Field(alias="errorDetails")
+
+
+class OfrepFailure(BaseModel):
+    """An error naming no flag (OFREP ``bulkEvaluationFailure``; also the body of its 401
+    and 500, which the spec leaves open or reduces to ``errorDetails``)."""
+
+    error_code: Literal["PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"] = (
+        Field(alias="errorCode")
+    )
+    error_details: str = Field(alias="errorDetails")

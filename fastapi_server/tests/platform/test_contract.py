@@ -162,15 +162,27 @@ def test_operation_ids_are_readable_and_unique(openapi: dict[str, Any]) -> None:
     assert {"users_login", "users_read_me", "feature_flags_toggle_flag", "health_ready"} <= set(ids)
 
 
+ERROR_SCHEMAS = ("#/components/schemas/Error", "#/components/schemas/ValidationErrorBody")
+
+
 def test_every_error_response_has_the_error_body_and_its_codes(openapi: dict[str, Any]) -> None:
     assert set(openapi["components"]["schemas"]["Error"]["properties"]) == {"detail"}
     for method, path, operation in operations(openapi):
         responses = operation["responses"]
         assert ("503" in responses) is (path != "/_status"), (method, path)  # no database
+        own_body = operation.get("x-own-error-body", False)
+        assert own_body is path.startswith("/ofrep/"), (method, path)
         for status, response in responses.items():
             if int(status) < 400:
                 continue
             schema = response["content"]["application/json"]["schema"]["$ref"]
+            if own_body and "x-error-codes" not in response:  # the protocol's own body
+                assert (
+                    schema.removeprefix("#/components/schemas/")
+                    in (openapi["components"]["schemas"])
+                ), (method, path, status)
+                assert schema not in ERROR_SCHEMAS, (method, path, status)
+                continue
             expected = "ValidationErrorBody" if status == "422" else "Error"
             assert schema == f"#/components/schemas/{expected}", (method, path, status)
             assert response["x-error-codes"], (method, path, status)
