@@ -202,7 +202,7 @@ def test_each_operation_lists_the_statuses_it_answers(openapi: dict[str, Any]) -
         "503": ["DATABASE_UNAVAILABLE"],
     }
     assert codes("/feature-flags", "post") == {
-        "400": ["MALFORMED_BODY"],
+        "400": ["INVALID_FLAG_VARIANTS", "MALFORMED_BODY"],
         "401": ["NOT_AUTHENTICATED"],
         "403": ["NOT_SUPERUSER"],
         "409": ["FEATURE_FLAG_ALREADY_EXISTS"],
