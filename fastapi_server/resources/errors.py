@@ -4,7 +4,8 @@ Every error body is ``{"detail": {"code": ..., "message": ...}}`` (plus fields o
 own, such as ``reason``, ``retry_after`` or ``request_id``), whatever raised it: an
 ``AppError`` of an app, validation (422 ``VALIDATION_ERROR``, the list under
 ``detail.errors``), a malformed body (400 ``MALFORMED_BODY``), routing (404 ``NOT_FOUND``,
-405 ``METHOD_NOT_ALLOWED`` with every method the path takes in ``Allow``), a body over
+405 ``METHOD_NOT_ALLOWED`` with every method the path takes in ``Allow``, also when
+only a route with a parameter took the method and refused the path's literal segment), a body over
 the limit (413 ``PAYLOAD_TOO_LARGE``), the database being away (503
 ``DATABASE_UNAVAILABLE``) or a bug (500 ``INTERNAL_ERROR``). Every 429 and 503 carries
 ``Retry-After``. ``install`` wires it all into an app.
@@ -42,7 +43,11 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 """The largest request body accepted (413 above it); a flag with 10,000 user ids is
 about 400 KB."""
-DATABASE_RETRY_AFTER_SECONDS = 2
+DATABASE_RETRY_AFTER_SECONDS = 1
+"""``Retry-After`` of 503 ``DATABASE_UNAVAILABLE``: the pool reconnects by itself, so a
+client retries soon."""
+DEFAULT_RETRY_AFTER_SECONDS = 2
+"""``Retry-After`` of any other 429 or 503 that names none (a rate limiter, ``/_ready``)."""
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 CANDIDATE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -96,6 +101,12 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 with the list under ``detail.errors``; a body that is not JSON at all is 400."""
     assert isinstance(exc, RequestValidationError)
+    allowed = allowed_methods(request)
+    if request.method not in allowed:
+        # The path's own template (``/projects/projects/user``) does not take this method;
+        # a route with a parameter there (``/projects/projects/{project_id}``) does, and
+        # refused the literal segment as its parameter: the path is what is wrong, 405.
+        return error_response(405, "METHOD_NOT_ALLOWED", headers={"Allow": ", ".join(allowed)})
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return error_response(400, "MALFORMED_BODY")
@@ -115,7 +126,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         MESSAGES.setdefault(code, str(exc.detail))
     headers = dict(exc.headers or {})
     if status in RETRY_AFTER_STATUSES:
-        headers.setdefault("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))
+        headers.setdefault("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
     return error_response(status, code, headers=headers or None)
 
 
@@ -222,7 +233,7 @@ class ContractMiddleware:
             ):
                 headers = message.setdefault("headers", [])
                 if not any(name.lower() == b"retry-after" for name, _ in headers):
-                    headers.append((b"retry-after", str(DATABASE_RETRY_AFTER_SECONDS).encode()))
+                    headers.append((b"retry-after", str(DEFAULT_RETRY_AFTER_SECONDS).encode()))
             await send(message)
 
         await self.app(scope, limited_receive, send_with_retry_after)

@@ -10,6 +10,8 @@ Applied to every operation, whichever app adds it, so no endpoint needs to repea
   input, 400 ``MALFORMED_BODY`` and 413 ``PAYLOAD_TOO_LARGE`` for those with a body (JSON
   or form), 401 ``NOT_AUTHENTICATED`` for those taking a token, 503
   ``DATABASE_UNAVAILABLE`` for all but those marked ``openapi_extra=NO_DATABASE``;
+- operations marked ``openapi_extra=OWN_ERRORS`` (a protocol's error body, OFREP's)
+  keep the error schemas they declare; only the platform's own 413 and 503 are added;
 - ``Retry-After`` on every 429 and 503.
 
 An endpoint declares its own errors with ``lib.errors.error_responses`` (or
@@ -35,6 +37,13 @@ VALIDATION_REF = "#/components/schemas/ValidationErrorBody"
 NO_DATABASE_KEY = "x-no-database"
 NO_DATABASE: dict[str, Any] = {NO_DATABASE_KEY: True}
 """``openapi_extra`` of an endpoint that never touches the database (no 503 listed)."""
+OWN_ERRORS_KEY = "x-own-error-body"
+OWN_ERRORS: dict[str, Any] = {OWN_ERRORS_KEY: True}
+"""``openapi_extra`` of an endpoint that answers its errors in the body of a protocol of
+its own (OFREP's ``{key, errorCode, errorDetails}``) and reads its own input: the errors
+it declares keep the schemas it gives them, and the platform adds only the statuses it
+answers itself, in its own shape (413 for a body, 503). The marker stays in the document,
+so clients and the contract's tests know which operations these are."""
 
 
 class ErrorDetail(BaseModel):
@@ -113,6 +122,9 @@ def complete(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _complete_operation(operation: dict[str, Any]) -> None:
+    if operation.get(OWN_ERRORS_KEY):
+        _complete_own_errors_operation(operation)
+        return
     responses: dict[str, Any] = operation.setdefault("responses", {})
     body = operation.get("requestBody")
     if body is not None or operation.get("parameters") or "422" in responses:
@@ -131,6 +143,21 @@ def _complete_operation(operation: dict[str, Any]) -> None:
     for status, response in responses.items():
         if status.isdigit() and int(status) >= 400 and status != "422":
             _describe_error(int(status), response)
+
+
+def _complete_own_errors_operation(operation: dict[str, Any]) -> None:
+    """An operation marked ``OWN_ERRORS``: its declared errors as they are; the platform's
+    413 (when it takes a body) and 503 (unless ``NO_DATABASE``) in the platform's shape."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)  # FastAPI's, for parameters the endpoint reads itself
+    platform: list[tuple[int, str]] = []
+    if operation.get("requestBody") is not None:
+        platform.append((413, "PAYLOAD_TOO_LARGE"))
+    if not operation.pop(NO_DATABASE_KEY, False):
+        platform.append((503, "DATABASE_UNAVAILABLE"))
+    for status, code in platform:
+        _add_code(responses, status, code)
+        _describe_error(status, responses[str(status)])
 
 
 def _add_code(responses: dict[str, Any], status: int, code: str) -> None:

@@ -151,9 +151,14 @@ async def get_flag(dbs: Databases, codename: str) -> FeatureFlag:
 
 
 async def create_flag(dbs: Databases, flag_in: FeatureFlagCreate, *, actor: str) -> FeatureFlag:
-    """Create a flag; ``FeatureFlagAlreadyExists`` when the codename is taken."""
-    await dbs.feature_flags.set_actor(actor)
+    """Create a flag; ``FeatureFlagAlreadyExists`` when the codename is taken,
+    ``InvalidFlagVariants`` when its variant fields do not fit together."""
     values = flag_in.model_dump()
+    try:
+        check_variants(values)
+    except ValueError as exc:
+        raise InvalidFlagVariants(message=str(exc)) from None
+    await dbs.feature_flags.set_actor(actor)
     values["user_ids"] = list(dict.fromkeys(values["user_ids"]))
     flag = await dbs.feature_flags.insert(values)
     if flag is None:

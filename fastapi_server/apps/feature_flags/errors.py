@@ -29,7 +29,7 @@ class InvalidFlagVariants(AppError):
     """A change would leave the flag's variants inconsistent (``variants.py``)."""
 
     code = "INVALID_FLAG_VARIANTS"
-    status_code = 422
+    status_code = 400
     message = "The flag's variants would be inconsistent."
 
 

@@ -166,17 +166,18 @@ async def test_the_history_records_variant_changes(
         ),
     ],
 )
-async def test_create_refuses_inconsistent_variants_with_422(
+async def test_create_refuses_inconsistent_variants_with_400_invalid_flag_variants(
     client: httpx.AsyncClient, admin_headers: dict[str, str], body: dict[str, Any], message: str
 ) -> None:
     response = await client.post(
         "/feature-flags", json={"codename": "FF_BAD", **body}, headers=admin_headers
     )
-    assert response.status_code == 422, response.text
-    assert message in response.json()["detail"]["errors"][0]["msg"]
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"]["code"] == "INVALID_FLAG_VARIANTS"
+    assert message in response.json()["detail"]["message"]
 
 
-async def test_patch_that_would_break_the_variants_is_a_422_with_its_code(
+async def test_patch_that_would_break_the_variants_is_a_400_with_its_code(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     await client.post("/feature-flags", json=STRING_FLAG, headers=admin_headers)
@@ -188,7 +189,7 @@ async def test_patch_that_would_break_the_variants_is_a_422_with_its_code(
         response = await client.patch(
             "/feature-flags/FF_BUTTON_COLOUR", json=body, headers=admin_headers
         )
-        assert response.status_code == 422, body
+        assert response.status_code == 400, body
         assert response.json()["detail"]["code"] == "INVALID_FLAG_VARIANTS"
         assert message in response.json()["detail"]["message"]
     # Back to a plain boolean flag: the variants go, and so do the names.

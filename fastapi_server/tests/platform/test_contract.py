@@ -14,7 +14,9 @@ from fastapi import FastAPI
 
 from fastapi_server.config import Settings
 from fastapi_server.main import create_app
+from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.errors import MAX_BODY_BYTES
+from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 
 def error_code(response: httpx.Response) -> str:
@@ -65,6 +67,20 @@ async def test_a_wrong_method_is_405_allowing_every_method_of_the_path(
     assert response.status_code == 405
     assert error_code(response) == "METHOD_NOT_ALLOWED"
     assert response.headers["allow"] == allow
+
+
+async def test_a_literal_path_refused_as_a_parameter_is_405_too(
+    client: httpx.AsyncClient, dbs: Databases
+) -> None:
+    """``/projects/projects/{project_id}`` takes PATCH, and its UUID refuses ``user``;
+    ``/projects/projects/user`` itself takes only GET: 405, not 422."""
+    headers = auth_headers(await make_user(dbs))
+    response = await client.patch("/projects/projects/user", headers=headers)
+    assert response.status_code == 405
+    assert error_code(response) == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == "GET, HEAD"
+    not_a_uuid = await client.patch("/projects/projects/nope", headers=headers, json={})
+    assert not_a_uuid.status_code == 422
 
 
 async def test_a_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
@@ -146,15 +162,27 @@ def test_operation_ids_are_readable_and_unique(openapi: dict[str, Any]) -> None:
     assert {"users_login", "users_read_me", "feature_flags_toggle_flag", "health_ready"} <= set(ids)
 
 
+ERROR_SCHEMAS = ("#/components/schemas/Error", "#/components/schemas/ValidationErrorBody")
+
+
 def test_every_error_response_has_the_error_body_and_its_codes(openapi: dict[str, Any]) -> None:
     assert set(openapi["components"]["schemas"]["Error"]["properties"]) == {"detail"}
     for method, path, operation in operations(openapi):
         responses = operation["responses"]
         assert ("503" in responses) is (path != "/_status"), (method, path)  # no database
+        own_body = operation.get("x-own-error-body", False)
+        assert own_body is path.startswith("/ofrep/"), (method, path)
         for status, response in responses.items():
             if int(status) < 400:
                 continue
             schema = response["content"]["application/json"]["schema"]["$ref"]
+            if own_body and "x-error-codes" not in response:  # the protocol's own body
+                assert (
+                    schema.removeprefix("#/components/schemas/")
+                    in (openapi["components"]["schemas"])
+                ), (method, path, status)
+                assert schema not in ERROR_SCHEMAS, (method, path, status)
+                continue
             expected = "ValidationErrorBody" if status == "422" else "Error"
             assert schema == f"#/components/schemas/{expected}", (method, path, status)
             assert response["x-error-codes"], (method, path, status)
@@ -174,7 +202,7 @@ def test_each_operation_lists_the_statuses_it_answers(openapi: dict[str, Any]) -
         "503": ["DATABASE_UNAVAILABLE"],
     }
     assert codes("/feature-flags", "post") == {
-        "400": ["MALFORMED_BODY"],
+        "400": ["INVALID_FLAG_VARIANTS", "MALFORMED_BODY"],
         "401": ["NOT_AUTHENTICATED"],
         "403": ["NOT_SUPERUSER"],
         "409": ["FEATURE_FLAG_ALREADY_EXISTS"],

@@ -15,7 +15,11 @@ from fastapi_server.apps.feature_flags.entitlements import (
     flag_reader,
     sees_targeting,
 )
-from fastapi_server.apps.feature_flags.errors import FeatureFlagAlreadyExists, FeatureFlagNotFound
+from fastapi_server.apps.feature_flags.errors import (
+    FeatureFlagAlreadyExists,
+    FeatureFlagNotFound,
+    InvalidFlagVariants,
+)
 from fastapi_server.apps.feature_flags.schemas import (
     CODENAME_RULE,
     FEATURE_FLAG_LIST,
@@ -144,7 +148,7 @@ async def get_flag(
     "",
     status_code=201,
     response_model=FeatureFlagAdminRead,
-    responses={**ADMIN_ONLY, **error_responses(FeatureFlagAlreadyExists)},
+    responses={**ADMIN_ONLY, **error_responses(FeatureFlagAlreadyExists, InvalidFlagVariants)},
 )
 async def create_flag(
     flag_in: FeatureFlagCreate, admin: FlagAdmin, dbs: DBs
@@ -156,7 +160,9 @@ async def create_flag(
 
 
 @router.patch(
-    "/{codename}", response_model=FeatureFlagAdminRead, responses={**ADMIN_ONLY, **NOT_FOUND}
+    "/{codename}",
+    response_model=FeatureFlagAdminRead,
+    responses={**ADMIN_ONLY, **error_responses(FeatureFlagNotFound, InvalidFlagVariants)},
 )
 async def update_flag(
     codename: CodenamePath, flag_in: FeatureFlagUpdate, admin: FlagAdmin, dbs: DBs

@@ -11,12 +11,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
+from pydantic import BaseModel
 
 from fastapi_server.apps.feature_flags import ofrep
 from fastapi_server.apps.feature_flags.entitlements import OfrepCaller, ofrep_caller
 from fastapi_server.apps.feature_flags.errors import OfrepError
+from fastapi_server.apps.feature_flags.schemas import (
+    OfrepEvaluationFailure,
+    OfrepFailure,
+    OfrepFlagNotFound,
+)
 from fastapi_server.lib.errors import AppError
 from fastapi_server.resources.http import APIRouter
+from fastapi_server.resources.openapi import OWN_ERRORS
 
 router = APIRouter(prefix="/ofrep/v1", tags=["OpenFeature (OFREP)"])
 
@@ -50,14 +57,23 @@ REQUEST_BODY: dict[str, Any] = {
 }
 
 
-def _error_doc(description: str) -> dict[str, Any]:
-    return {"description": description}
+def _error(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"model": model, "description": description}
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error_doc("`PARSE_ERROR` or `INVALID_CONTEXT`: `{errorCode, errorDetails}`"),
-    401: _error_doc("A bad Bearer token or X-API-Key: `{errorCode, errorDetails}`"),
-    500: _error_doc("The flags are not loaded yet: `{errorCode, errorDetails}`"),
+UNAUTHORIZED = _error(OfrepFailure, "A bad Bearer token or X-API-Key (`errorCode` `GENERAL`)")
+NOT_READY = _error(OfrepFailure, "The flags are not loaded yet (`errorCode` `GENERAL`)")
+FLAG_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error(OfrepEvaluationFailure, "The body is not JSON, or its context is not valid"),
+    401: UNAUTHORIZED,
+    404: _error(OfrepFlagNotFound, "No flag has this key"),
+    500: NOT_READY,
+}
+BULK_ERRORS: dict[int | str, dict[str, Any]] = {
+    304: {"description": "The flags are unchanged (`If-None-Match`)"},
+    400: _error(OfrepFailure, "The body is not JSON, or its context is not valid"),
+    401: UNAUTHORIZED,
+    500: NOT_READY,
 }
 
 
@@ -88,8 +104,8 @@ async def _evaluated(
 
 @router.post(
     "/evaluate/flags/{key}",
-    responses={404: _error_doc("`FLAG_NOT_FOUND`: `{key, errorCode, errorDetails}`"), **ERRORS},
-    openapi_extra={**SECURITY, **REQUEST_BODY},
+    responses=FLAG_ERRORS,
+    openapi_extra={**SECURITY, **REQUEST_BODY, **OWN_ERRORS},
 )
 async def evaluate_flag(key: str, request: Request) -> Response:
     """Evaluate one flag for the caller: `{key, value, reason, variant, metadata}`, with
@@ -108,8 +124,8 @@ async def evaluate_flag(key: str, request: Request) -> Response:
 
 @router.post(
     "/evaluate/flags",
-    responses={304: _error_doc("The flags are unchanged (`If-None-Match`)"), **ERRORS},
-    openapi_extra={**SECURITY, **REQUEST_BODY},
+    responses=BULK_ERRORS,
+    openapi_extra={**SECURITY, **REQUEST_BODY, **OWN_ERRORS},
 )
 async def evaluate_flags(request: Request) -> Response:
     """Evaluate every flag the caller may see, `{flags: [...]}`, with an `ETag`; `304`

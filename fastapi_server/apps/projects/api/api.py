@@ -13,6 +13,15 @@ from fastapi_server.apps.projects.entitlements import (
     ProjectAdmin,
     ProjectReader,
 )
+from fastapi_server.apps.projects.errors import (
+    LastProjectAdmin,
+    MemberAlreadyExists,
+    MemberNotFound,
+    NotProjectAdmin,
+    NotProjectMember,
+    ProjectNotFound,
+    UserNotFound,
+)
 from fastapi_server.apps.projects.schemas import (
     MemberCreate,
     MemberOrder,
@@ -25,7 +34,7 @@ from fastapi_server.apps.projects.schemas import (
     ProjectUpdate,
 )
 from fastapi_server.apps.users.entitlements import CurrentUser
-from fastapi_server.lib.errors import error_doc
+from fastapi_server.lib.errors import error_doc, error_responses
 from fastapi_server.lib.pagination import Page, PageRequest
 from fastapi_server.resources.http import APIRouter, DBs, page_query
 
@@ -40,8 +49,9 @@ MemberPageQuery = Annotated[
 
 Responses = dict[int | str, dict[str, Any]]
 SIGNED_IN: Responses = {401: error_doc("NOT_AUTHENTICATED")}
-VISIBLE: Responses = {**SIGNED_IN, 404: error_doc("PROJECT_NOT_FOUND (or not yours to see)")}
-ADMIN: Responses = {**VISIBLE, 403: error_doc("NOT_PROJECT_ADMIN")}
+# A project the caller may not see is answered 404, as if it did not exist.
+VISIBLE: Responses = {**SIGNED_IN, **error_responses(ProjectNotFound)}
+ADMIN: Responses = {**SIGNED_IN, **error_responses(ProjectNotFound, NotProjectAdmin)}
 
 
 def _page(projects: Any, total: int) -> Page[ProjectRead]:
@@ -109,9 +119,8 @@ async def list_members(
     status_code=201,
     response_model=ProjectMemberRead,
     responses={
-        **ADMIN,
-        404: error_doc("PROJECT_NOT_FOUND, or USER_NOT_FOUND: no active user has this email"),
-        409: error_doc("PROJECT_MEMBER_ALREADY_EXISTS"),
+        **SIGNED_IN,
+        **error_responses(ProjectNotFound, UserNotFound, NotProjectAdmin, MemberAlreadyExists),
     },
 )
 async def add_member(
@@ -132,9 +141,8 @@ async def add_member(
     "/projects/{project_id}/members/{member_id}",
     response_model=ProjectMemberRead,
     responses={
-        **ADMIN,
-        404: error_doc("PROJECT_NOT_FOUND or PROJECT_MEMBER_NOT_FOUND"),
-        409: error_doc("LAST_PROJECT_ADMIN: the project would have no admin left"),
+        **SIGNED_IN,
+        **error_responses(ProjectNotFound, MemberNotFound, NotProjectAdmin, LastProjectAdmin),
     },
 )
 async def update_member(
@@ -156,9 +164,14 @@ async def update_member(
     status_code=204,
     response_class=Response,
     responses={
-        **ADMIN,
-        404: error_doc("PROJECT_NOT_FOUND or PROJECT_MEMBER_NOT_FOUND"),
-        409: error_doc("LAST_PROJECT_ADMIN: the project would have no admin left"),
+        **SIGNED_IN,
+        **error_responses(
+            ProjectNotFound,
+            MemberNotFound,
+            NotProjectAdmin,  # removing someone else
+            NotProjectMember,  # leaving a project one only sees as a superuser
+            LastProjectAdmin,
+        ),
     },
 )
 async def remove_member(member_id: MemberId, access: MemberRemover, dbs: DBs) -> Response:

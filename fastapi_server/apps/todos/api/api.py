@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Response
 
 from fastapi_server.apps.projects.entitlements import ProjectReader
+from fastapi_server.apps.projects.errors import NotProjectMember, ProjectNotFound
 from fastapi_server.apps.todos import core
 from fastapi_server.apps.todos.entitlements import TodoEditor, TodoMember, check_project_member
+from fastapi_server.apps.todos.errors import NotTodoEditor, NotTodoMember, TodoNotFound
 from fastapi_server.apps.todos.schemas import TodoCreate, TodoOrder, TodoRead, TodoUpdate
 from fastapi_server.apps.users.entitlements import CurrentUser
-from fastapi_server.lib.errors import error_doc
+from fastapi_server.lib.errors import error_doc, error_responses
 from fastapi_server.lib.pagination import Page, PageRequest
 from fastapi_server.resources.http import APIRouter, DBs, page_query
 
@@ -23,7 +25,7 @@ TodoPageQuery = Annotated[
 
 Responses = dict[int | str, dict[str, Any]]
 SIGNED_IN: Responses = {401: error_doc("NOT_AUTHENTICATED")}
-VISIBLE: Responses = {**SIGNED_IN, 404: error_doc("TODO_NOT_FOUND (or not yours to see)")}
+# A todo (or project) the caller may not see is answered 404, as if it did not exist.
 
 
 @router.get("/todos", response_model=Page[TodoRead], responses=SIGNED_IN)
@@ -37,11 +39,7 @@ async def list_my_todos(user: CurrentUser, dbs: DBs, page: TodoPageQuery) -> Pag
     "/todos",
     status_code=201,
     response_model=TodoRead,
-    responses={
-        **SIGNED_IN,
-        403: error_doc("NOT_PROJECT_MEMBER: only members add todos to a project"),
-        404: error_doc("PROJECT_NOT_FOUND (or not yours to see)"),
-    },
+    responses={**SIGNED_IN, **error_responses(ProjectNotFound, NotProjectMember)},
 )
 async def create_todo(todo_in: TodoCreate, user: CurrentUser, dbs: DBs) -> TodoRead:
     """Create a todo of the caller's; with `project_id`, shared with that project, of
@@ -53,7 +51,7 @@ async def create_todo(todo_in: TodoCreate, user: CurrentUser, dbs: DBs) -> TodoR
 @router.patch(
     "/todos/{todo_id}",
     response_model=TodoRead,
-    responses={**VISIBLE, 403: error_doc("NOT_TODO_EDITOR")},
+    responses={**SIGNED_IN, **error_responses(TodoNotFound, NotTodoEditor)},
 )
 async def update_todo(
     todo_in: TodoUpdate, access: TodoEditor, user: CurrentUser, dbs: DBs
@@ -66,7 +64,7 @@ async def update_todo(
 @router.post(
     "/todos/{todo_id}/toggle",
     response_model=TodoRead,
-    responses={**VISIBLE, 403: error_doc("NOT_TODO_MEMBER")},
+    responses={**SIGNED_IN, **error_responses(TodoNotFound, NotTodoMember)},
 )
 async def toggle_todo(access: TodoMember, user: CurrentUser, dbs: DBs) -> TodoRead:
     """Mark the todo done (`completed_on`, `completed_by` the caller), or open again if
@@ -79,7 +77,7 @@ async def toggle_todo(access: TodoMember, user: CurrentUser, dbs: DBs) -> TodoRe
     "/todos/{todo_id}",
     status_code=204,
     response_class=Response,
-    responses={**VISIBLE, 403: error_doc("NOT_TODO_EDITOR")},
+    responses={**SIGNED_IN, **error_responses(TodoNotFound, NotTodoEditor)},
 )
 async def delete_todo(access: TodoEditor, dbs: DBs) -> Response:
     """Delete the todo (the owner, or an admin of the todo's project)."""
@@ -90,7 +88,7 @@ async def delete_todo(access: TodoEditor, dbs: DBs) -> Response:
 @router.get(
     "/projects/{project_id}",
     response_model=Page[TodoRead],
-    responses={**SIGNED_IN, 404: error_doc("PROJECT_NOT_FOUND (or not yours to see)")},
+    responses={**SIGNED_IN, **error_responses(ProjectNotFound)},
 )
 async def list_project_todos(
     access: ProjectReader, dbs: DBs, page: TodoPageQuery
