@@ -326,11 +326,14 @@ def readme_docker_section() -> str:
     return match[1]
 
 
-def test_the_services_readme_documents_are_the_services_of_each_file() -> None:
-    """The service tables (``| `name` | dev, prod | ...``) of README.md and of
+DEPLOYMENT_GUIDES = ("deployment.md", "scaling.md")
+
+
+def test_the_services_the_guides_document_are_the_services_of_each_file() -> None:
+    """The service tables (``| `name` | dev, prod | ...``) of docs/deployment.md and of
     docs/scaling.md (the scale-out services) together match the files."""
     documented: dict[str, set[str]] = {kind: set() for kind in COMPOSE_FILES}
-    tables = readme_docker_section() + (REPO_ROOT / "docs/scaling.md").read_text()
+    tables = "".join((REPO_ROOT / "docs" / name).read_text() for name in DEPLOYMENT_GUIDES)
     for name, kinds in re.findall(r"^\| `([\w-]+)` \| ([\w, ]+) \|", tables, re.M):
         named = [kind.strip() for kind in kinds.split(",")]
         if set(named) <= set(COMPOSE_FILES):  # other tables of the docs list other things
