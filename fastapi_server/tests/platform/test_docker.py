@@ -2,7 +2,7 @@
 
 The compose files are validated against the Compose Specification schema; every file, build
 context and host path they reference must exist (secrets: a committed ``.example`` and a
-git-ignored real name); the services README.md names must exist; the Dockerfile must be
+git-ignored real name); the services the deployment guides name must exist; the Dockerfile must be
 multi-stage, end as a non-root user and run the app factory; and the very command the image
 runs is started here with uvicorn and must serve ``/_status``.
 """
