@@ -4,10 +4,11 @@ objects (``fetch_page``) or, for hot lists, as plain rows in one statement
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Select, Table, func, select, true
+from sqlalchemy import Select, Table, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -37,35 +38,39 @@ async def fetch_page(
     return rows.all(), total
 
 
-def page_select(
-    table: Table, where: ColumnElement[bool], key: Column[Any], request: PageRequest[Any]
-) -> Select[Any]:
-    """One statement reading a page of ``table`` and the whole list's count.
+@functools.cache
+def page_select(table: Table, column: str, key: str, descending: bool) -> Select[Any]:
+    """One statement reading a page of ``table`` and the whole list's count: the rows
+    whose ``column`` is the parameter ``value``, ordered by ``key`` then ``id`` (a total
+    order), ``limit`` of them from ``offset`` (parameters too, so the statement is built and
+    compiled once per list and order; ``read_page`` gives the values).
 
-    ``where`` selects the list; the rows are ordered by ``key`` then ``id`` (a total order)
-    in the request's direction. The answer always has a row: its ``total`` column is the
-    count, and a page past the end is one row whose other columns are NULL (``read_page``
-    drops it). Both halves can use an index on ``(<where's column>, key, id)``: an
-    index-only count, and an ordered scan that stops after the page.
+    The answer always has a row: its ``total`` column is the count, and a page past the
+    end is one row whose other columns are NULL (``read_page`` drops it). Both halves can
+    use an index on ``(column, key, id)``: an index-only count, and an ordered scan that
+    stops after the page.
     """
+    where = table.c[column] == bindparam("value")
     listed = select(func.count().label("total")).select_from(table).where(where).subquery("listed")
-    keys = (key, table.c.id)
+    keys = (table.c[key], table.c.id)
     page = (
         select(*table.c)
         .where(where)
-        .order_by(*(k.desc() if request.descending else k.asc() for k in keys))
-        .limit(request.page_size)
-        .offset(request.offset)
+        .order_by(*(k.desc() if descending else k.asc() for k in keys))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
         .lateral("page")
     )
     return select(listed.c.total, *page.c).select_from(listed.outerjoin(page, true()))
 
 
 async def read_page(
-    session: AsyncSession, statement: Select[Any]
+    session: AsyncSession, statement: Select[Any], value: Any, request: PageRequest[Any]
 ) -> tuple[list[dict[str, Any]], int]:
-    """The rows of ``page_select``'s statement as dicts (without ``total``), and the count."""
-    found = await rows(session, statement)
+    """The page ``request`` names of ``page_select``'s statement for ``value``, as dicts
+    (without ``total``), and the count."""
+    params = {"value": value, "limit": request.page_size, "offset": request.offset}
+    found = await rows(session, statement, params)
     total = int(found[0]["total"])
     page = [
         {k: v for k, v in row.items() if k != "total"} for row in found if row["id"] is not None

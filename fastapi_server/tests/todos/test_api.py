@@ -6,10 +6,12 @@ import uuid
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from fastapi_server.apps.todos.models import Todo
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.tests.helpers.projects import make_world
+from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 TODOS = "/todos/todos"
 
@@ -110,3 +112,26 @@ async def test_bad_input_is_a_clear_4xx(client: httpx.AsyncClient, dbs: Database
     assert (await client.patch(f"{TODOS}/nope", json={}, headers=headers)).status_code == 422
     for params in ({"order_by": "owner"}, {"page": 0}, {"page_size": 12}):
         assert (await client.get(TODOS, params=params, headers=headers)).status_code == 422
+
+
+async def test_pages_read_on_a_get_scope_hold_the_page_and_the_total(
+    committed_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A GET reads on its own read-only scope (the test client above shares the test's
+    transaction instead): the page, the total and a page past the end."""
+    async with engine.connect() as connection:
+        dbs = Databases(AsyncSession(bind=connection, expire_on_commit=False))
+        owner = await make_user(dbs, email="lister@example.org")
+        await dbs.session.commit()
+    headers = auth_headers(owner)
+    for number in range(7):
+        body = {"title": f"todo {number}"}
+        assert (await committed_client.post(TODOS, json=body, headers=headers)).status_code == 201
+    pages = []
+    for page in (1, 2, 3):
+        params = {"page": page, "page_size": 5, "order_by": "title"}
+        response = await committed_client.get(TODOS, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 7
+        pages.append([todo["title"] for todo in response.json()["results"]])
+    assert pages == [[f"todo {n}" for n in range(5)], ["todo 5", "todo 6"], []]

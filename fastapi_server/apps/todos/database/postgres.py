@@ -16,10 +16,10 @@ from fastapi_server.resources.database.pages import page_select, read_page
 _todos = cast(Table, Todo.__table__)
 
 
-def _page(column: str, value: uuid.UUID, request: PageRequest[TodoOrder]) -> Select[Any]:
-    """The statement of one page of the todos whose ``column`` is ``value``."""
-    key = _todos.c[request.order_by.value]  # a TodoOrder: a column name
-    return page_select(_todos, _todos.c[column] == value, key, request)
+def _page(column: str, request: PageRequest[TodoOrder]) -> Select[Any]:
+    """The statement of a page of the todos whose ``column`` is a value, in the request's
+    order (``request.order_by`` is a TodoOrder: a column name)."""
+    return page_select(_todos, column, request.order_by.value, request.descending)
 
 
 class TodosDB:
@@ -36,13 +36,13 @@ class TodosDB:
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of ``owner``'s todos (any project) as dicts, and how many there are
         (one statement, plain rows: GET /todos/todos is a hot path)."""
-        return await read_page(self.session, _page("owner", owner, request))
+        return await read_page(self.session, _page("owner", request), owner, request)
 
     async def page_of_project(
         self, project_id: uuid.UUID, request: PageRequest[TodoOrder]
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of the project's todos as dicts, and how many there are."""
-        return await read_page(self.session, _page("project_id", project_id, request))
+        return await read_page(self.session, _page("project_id", request), project_id, request)
 
     async def insert(self, **values: Any) -> Todo:
         todo = Todo(**values)
