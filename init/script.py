@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,6 +57,23 @@ def script_actor() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"script:{user}"
+
+
+def read_secret(variable: str, prompt: str) -> str:
+    """The environment variable ``variable`` when set, else asked twice on the terminal
+    without echo (``ScriptError`` when there is no terminal or the answers differ): never
+    from argv, where other users see it in ``ps``."""
+    secret = os.environ.get(variable)
+    if secret:
+        return secret
+    try:
+        first = getpass.getpass(f"{prompt}: ")
+        second = getpass.getpass(f"{prompt} (again): ")
+    except EOFError as exc:
+        raise ScriptError(f"no password: set {variable} or run in a terminal") from exc
+    if first != second:
+        raise ScriptError("the passwords do not match")
+    return first
 
 
 async def _run(url: str, name: str, action: Action, args: argparse.Namespace) -> str:

@@ -11,14 +11,17 @@ malformed email prints `error: ...` and exits 1 with nothing changed.
 """
 
 import argparse
-import getpass
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastapi_server.apps.users import core
-from init.script import ScriptContext, ScriptError, run_script  # E402 is allowed in scripts/
+from init.script import (
+    ScriptContext,
+    ScriptError,
+    read_secret,
+    run_script,
+)  # E402 is allowed in scripts/
 
 PASSWORD_VARIABLE = "SUPERUSER_PASSWORD"  # noqa: S105 -- a variable name
 password = ""  # read before the database is opened: no transaction waits on a person
@@ -30,21 +33,6 @@ parser = argparse.ArgumentParser(
 parser.add_argument("email", help="the account's email")
 parser.add_argument("--first-name", default="Admin", help="for a new account (default: Admin)")
 parser.add_argument("--last-name", default="", help="for a new account (default: empty)")
-
-
-def read_password() -> str:
-    """SUPERUSER_PASSWORD when set, else asked twice on the terminal without echo."""
-    password = os.environ.get(PASSWORD_VARIABLE)
-    if password:
-        return password
-    try:
-        first = getpass.getpass("Password: ")
-        second = getpass.getpass("Password (again): ")
-    except EOFError as exc:
-        raise ScriptError(f"no password: set {PASSWORD_VARIABLE} or run in a terminal") from exc
-    if first != second:
-        raise ScriptError("the passwords do not match")
-    return first
 
 
 async def action(ctx: ScriptContext) -> str:
@@ -62,7 +50,7 @@ async def action(ctx: ScriptContext) -> str:
 if __name__ == "__main__":
     parser.parse_args()  # --help and usage errors come before any prompt
     try:
-        password = read_password()
+        password = read_secret(PASSWORD_VARIABLE, "Password")
     except (ScriptError, KeyboardInterrupt) as exc:
         print(f"error: {exc or 'interrupted'}; nothing was changed", file=sys.stderr)
         sys.exit(1)

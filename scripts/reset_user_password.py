@@ -15,14 +15,18 @@ and exits 1 with nothing changed.
 """
 
 import argparse
-import getpass
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastapi_server.apps.users import core
-from init.script import ScriptContext, ScriptError, run_script  # E402 is allowed in scripts/
+from init.script import (
+    ScriptContext,
+    ScriptError,
+    read_secret,
+    run_script,
+)  # E402 is allowed in scripts/
 
 PASSWORD_VARIABLE = "NEW_PASSWORD"  # noqa: S105 -- a variable name
 password = ""  # read before the database is opened: no transaction waits on a person
@@ -43,24 +47,14 @@ parser.add_argument(
 def read_password(legacy: str | None) -> str:
     """NEW_PASSWORD when set, else the deprecated argument (with a warning), else asked
     twice on the terminal without echo."""
-    password = os.environ.get(PASSWORD_VARIABLE)
-    if password:
-        return password
-    if legacy:
+    if legacy and not os.environ.get(PASSWORD_VARIABLE):
         print(
             f"warning: a password on the command line is visible to other users; "
             f"set {PASSWORD_VARIABLE} or answer the prompt instead",
             file=sys.stderr,
         )
         return legacy
-    try:
-        first = getpass.getpass("New password: ")
-        second = getpass.getpass("New password (again): ")
-    except EOFError as exc:
-        raise ScriptError(f"no password: set {PASSWORD_VARIABLE} or run in a terminal") from exc
-    if first != second:
-        raise ScriptError("the passwords do not match")
-    return first
+    return read_secret(PASSWORD_VARIABLE, "New password")
 
 
 async def action(ctx: ScriptContext) -> str:
