@@ -531,17 +531,7 @@ class Benchmark:
         load_s = time.monotonic() - started
         say(f"loaded {added:,} more users with COPY in {load_s:.1f}s")
         population = self.logins.population + added
-        big_server = stack.start_server(
-            self.exits,
-            "api-scale",
-            "fastapi_server.main:create_app",
-            self.env | {"DATABASE_URL": self.scale_url},
-            self.plan.workers,
-            self.log_dir,
-        )
-        big_server.wait_ready("/_ready")
-        self.pids += big_server.all_pids()
-        self.servers["api_scale"] = big_server
+        big_server = self._second_api("api_scale", {"DATABASE_URL": self.scale_url})
         big_logins = replace(self.logins, population=population)
         pairs: list[str] = []
         for endpoint in small.values():
@@ -581,17 +571,33 @@ class Benchmark:
         the ratios."""
         what = f"{label} with {users:,} users vs {BASE_USERS:,}"
         target = f">= {1 - MAX_SCALE_LOSS:.0%} of the req/s"
-        ratios = [] if big is None else pair_ratios(base.rounds, big.rounds)
-        if not ratios or base.rps is None or big is None or big.rps is None:
-            self.targets.append(Target(what, NA, target, None, base.unavailable or ""))
+        return self._paired_target(
+            what, target, base, big, 1 - MAX_SCALE_LOSS, base.unavailable or ""
+        )
+
+    def _paired_target(
+        self,
+        what: str,
+        target: str,
+        base: Endpoint,
+        other: Endpoint | None,
+        min_share: float,
+        why: str,
+    ) -> list[float]:
+        """The target on the median round's ratio of ``other``'s req/s to ``base``'s, in
+        paired rounds: met from ``min_share`` on (not applicable, saying ``why``, without
+        figures); the ratios."""
+        ratios = [] if other is None else pair_ratios(base.rounds, other.rounds)
+        if not ratios or base.rps is None or other is None or other.rps is None:
+            self.targets.append(Target(what, NA, target, None, why))
             return ratios
         share = statistics.median(ratios)
         figure = (
-            f"{base.rps:,.0f} -> {big.rps:,.0f} req/s; per round "
+            f"{base.rps:,.0f} -> {other.rps:,.0f} req/s; per round "
             + ", ".join(f"{r:.0%}" for r in ratios)
             + f" -> {share:.0%}"
         )
-        self.targets.append(Target(what, figure, target, share >= 1 - MAX_SCALE_LOSS))
+        self.targets.append(Target(what, figure, target, share >= min_share))
         return ratios
 
     def todos_scale(self) -> None:
@@ -620,17 +626,7 @@ class Benchmark:
         )
         load_s = time.monotonic() - started
         say(f"loaded {added:,} more todos over {TODO_USERS:,} users in {load_s:.1f}s")
-        big_server = stack.start_server(
-            self.exits,
-            "api-todos",
-            "fastapi_server.main:create_app",
-            self.env | {"DATABASE_URL": self.todos_url},
-            self.plan.workers,
-            self.log_dir,
-        )
-        big_server.wait_ready("/_ready")
-        self.pids += big_server.all_pids()
-        self.servers["api_todos"] = big_server
+        big_server = self._second_api("api_todos", {"DATABASE_URL": self.todos_url})
         try:
             pairs = self._todo_endpoints(BASE_TODOS + added, big_server.url)
             self.run_rounds(pairs, label="todos, ", paired=True)
@@ -679,19 +675,8 @@ class Benchmark:
         """The target on the median round's ratio of ``big``'s req/s to ``base``'s."""
         what = f"{big.label}: req/s vs {BASE_TODOS:,} todos"
         target = f">= {1 - MAX_SCALE_LOSS:.0%}"
-        ratios = pair_ratios(base.rounds, big.rounds)
-        if not ratios or base.rps is None or big.rps is None:
-            why = big.unavailable or base.unavailable or ""
-            self.targets.append(Target(what, NA, target, None, why))
-            return ratios
-        share = statistics.median(ratios)
-        figure = (
-            f"{base.rps:,.0f} -> {big.rps:,.0f} req/s; per round "
-            + ", ".join(f"{r:.0%}" for r in ratios)
-            + f" -> {share:.0%}"
-        )
-        self.targets.append(Target(what, figure, target, share >= 1 - MAX_SCALE_LOSS))
-        return ratios
+        why = big.unavailable or base.unavailable or ""
+        return self._paired_target(what, target, base, big, 1 - MAX_SCALE_LOSS, why)
 
     def metrics_cost(self) -> None:
         """The hot endpoints with metrics on (a second API, METRICS_ENABLED and a multiprocess
@@ -706,17 +691,9 @@ class Benchmark:
             tempfile.mkdtemp(prefix="bench-metrics-", dir=shm if shm.is_dir() else None)
         )
         self.exits.callback(shutil.rmtree, directory, True)
-        server = stack.start_server(
-            self.exits,
-            "api-metrics",
-            "fastapi_server.main:create_app",
-            self.env | {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(directory)},
-            self.plan.workers,
-            self.log_dir,
+        server = self._second_api(
+            "api_metrics", {"METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(directory)}
         )
-        server.wait_ready("/_ready")
-        self.pids += server.all_pids()
-        self.servers["api_metrics"] = server
         pairs: list[str] = []
         for key in METRICS_KEYS:
             endpoint = self.endpoints[key]
@@ -739,22 +716,28 @@ class Benchmark:
         ratios: dict[str, list[float]] = {}
         for key in METRICS_KEYS:
             off, on = self.endpoints[f"{key}_metrics_off"], self.endpoints[f"{key}_metrics_on"]
-            ratios[key] = pair_ratios(off.rounds, on.rounds)
             what = f"{self.endpoints[key].label} with metrics on vs off"
             target = f">= {1 - MAX_METRICS_LOSS:.0%} of the req/s"
-            if not ratios[key] or off.rps is None or on.rps is None:
-                self.targets.append(Target(what, NA, target, None, off.unavailable or ""))
-                continue
-            share = statistics.median(ratios[key])
-            figure = (
-                f"{off.rps:,.0f} -> {on.rps:,.0f} req/s; per round "
-                + ", ".join(f"{r:.0%}" for r in ratios[key])
-                + f" -> {share:.0%}"
-            )
-            self.targets.append(Target(what, figure, target, share >= 1 - MAX_METRICS_LOSS))
+            why = off.unavailable or ""
+            ratios[key] = self._paired_target(what, target, off, on, 1 - MAX_METRICS_LOSS, why)
         self.sections["metrics_cost"] = {
             "ratios": {k: [round(r, 3) for r in v] for k, v in ratios.items()}
         }
+
+    def _second_api(self, key: str, env: dict[str, str]) -> stack.Server:
+        """Another API (``self.servers[key]``) under the same settings but ``env``, ready."""
+        server = stack.start_server(
+            self.exits,
+            key.replace("_", "-"),
+            "fastapi_server.main:create_app",
+            self.env | env,
+            self.plan.workers,
+            self.log_dir,
+        )
+        server.wait_ready("/_ready")
+        self.pids += server.all_pids()
+        self.servers[key] = server
+        return server
 
     def all_targets(self) -> list[Target]:
         """The endpoints' targets first, then the others, in the order they ran."""
