@@ -30,31 +30,19 @@ from fastapi_server.lib.pagination import PageRequest
 from fastapi_server.resources.database.databases import Databases
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProjectAccess:
-    """A project and the caller's membership of it (None: not a member)."""
+    """A project's id and what the caller is in it."""
 
-    project: Project
-    membership: ProjectMember | None
-
-    @property
-    def is_member(self) -> bool:
-        return self.membership is not None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.membership is not None and self.membership.is_admin
+    project_id: uuid.UUID
+    is_member: bool
+    is_admin: bool
 
 
-async def access(
-    dbs: Databases, project_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
-) -> ProjectAccess | None:
-    """The project and ``user_id``'s membership of it; None when there is no such project.
-    ``lock`` holds the project's row until the transaction ends (see ``ProjectsDB.get``)."""
-    project = await dbs.projects.get(project_id, for_update=lock)
-    if project is None:
-        return None
-    return ProjectAccess(project, await dbs.projects.membership(project_id, user_id))
+async def access(dbs: Databases, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectAccess | None:
+    """The project and ``user_id``'s place in it; None when there is no such project."""
+    found = await dbs.projects.access(project_id, user_id)
+    return None if found is None else ProjectAccess(project_id, *found)
 
 
 async def is_member(dbs: Databases, project_id: uuid.UUID, user_id: uuid.UUID) -> bool:

@@ -90,14 +90,14 @@ async def update_project(
     project_in: ProjectUpdate, access: ProjectAdmin, user: CurrentUser, dbs: DBs
 ) -> ProjectRead:
     """Rename the project or change its description (admins)."""
-    project = await core.update_project(dbs, access.project.id, project_in, actor=user.id)
+    project = await core.update_project(dbs, access.project_id, project_in, actor=user.id)
     return ProjectRead.model_validate(project)
 
 
 @router.delete("/projects/{project_id}", status_code=204, response_class=Response, responses=ADMIN)
 async def delete_project(access: ProjectAdmin, dbs: DBs) -> Response:
     """Delete the project with its memberships and its todos (admins)."""
-    await core.delete_project(dbs, access.project.id)
+    await core.delete_project(dbs, access.project_id)
     return Response(status_code=204)
 
 
@@ -110,7 +110,7 @@ async def list_members(
     access: ProjectReader, dbs: DBs, page: MemberPageQuery
 ) -> Page[ProjectMemberRead]:
     """The project's members (for its members, and superusers)."""
-    members, total = await core.list_members(dbs, access.project.id, page)
+    members, total = await core.list_members(dbs, access.project_id, page)
     return Page(total=total, results=[ProjectMemberRead.model_validate(m) for m in members])
 
 
@@ -129,7 +129,7 @@ async def add_member(
     """Add an active user, by email, as a member or an admin (admins)."""
     member = await core.add_member(
         dbs,
-        access.project.id,
+        access.project_id,
         str(member_in.user_email),
         is_admin=member_in.is_admin,
         actor=user.id,
@@ -154,7 +154,7 @@ async def update_member(
 ) -> ProjectMemberRead:
     """Make a member an admin, or an admin a plain member (admins)."""
     member = await core.set_admin(
-        dbs, access.project.id, member_id, is_admin=member_in.is_admin, actor=user.id
+        dbs, access.project_id, member_id, is_admin=member_in.is_admin, actor=user.id
     )
     return ProjectMemberRead.model_validate(member)
 
@@ -176,5 +176,5 @@ async def update_member(
 )
 async def remove_member(member_id: MemberId, access: MemberRemover, dbs: DBs) -> Response:
     """Remove a member from this project only (admins), or leave it (any member)."""
-    await core.remove_member(dbs, access.project.id, member_id)
+    await core.remove_member(dbs, access.project_id, member_id)
     return Response(status_code=204)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,9 +14,27 @@ from fastapi_server.apps.projects.models import Project, ProjectMember
 from fastapi_server.apps.projects.schemas import MemberOrder, ProjectOrder
 from fastapi_server.lib.pagination import PageRequest
 from fastapi_server.resources.database.pages import fetch_page
+from fastapi_server.resources.database.postgres import rows
 
 PROJECT_KEYS = {ProjectOrder.CREATED_ON: Project.created_on, ProjectOrder.NAME: Project.name}
 MEMBER_KEYS = {MemberOrder.CREATED_ON: ProjectMember.created_on}
+
+_projects = cast(Table, Project.__table__)
+_members = cast(Table, ProjectMember.__table__)
+# Built once (a statement costs more to build than to run): the project's id and the
+# caller's is_admin, NULL when the caller is not a member.
+_ACCESS = (
+    select(_projects.c.id, _members.c.is_admin)
+    .select_from(
+        _projects.outerjoin(
+            _members,
+            and_(
+                _members.c.project_id == _projects.c.id, _members.c.user_id == bindparam("user_id")
+            ),
+        )
+    )
+    .where(_projects.c.id == bindparam("project_id"))
+)
 
 
 class ProjectsDB:
@@ -31,6 +49,15 @@ class ProjectsDB:
         return await self.session.get(
             Project, project_id, with_for_update=for_update, populate_existing=True
         )
+
+    async def access(self, project_id: uuid.UUID, user_id: uuid.UUID) -> tuple[bool, bool] | None:
+        """Whether ``user_id`` is a member of the project and whether an admin, in one
+        light read (no ORM objects); None when there is no such project."""
+        found = await rows(self.session, _ACCESS, {"project_id": project_id, "user_id": user_id})
+        if not found:
+            return None
+        is_admin = found[0]["is_admin"]  # NULL: no membership row
+        return is_admin is not None, bool(is_admin)
 
     async def membership(self, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectMember | None:
         return await self.session.get(ProjectMember, (project_id, user_id), populate_existing=True)

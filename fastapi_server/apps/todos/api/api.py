@@ -95,4 +95,4 @@ async def list_project_todos(
 ) -> Page[TodoRead]:
     """The project's todos, whoever owns them (for its members, and superusers), ordered
     by `created_on` (default) or `title`, then by id."""
-    return await core.list_of_project(dbs, access.project.id, page)
+    return await core.list_of_project(dbs, access.project_id, page)
