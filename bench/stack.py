@@ -334,6 +334,8 @@ def production_env(url: str) -> dict[str, str]:
         # login is served and still pays for its rate-limit count, as in production.
         "USERS_RATE_LIMIT_PER_IP": "1000000000",
         "USERS_RATE_LIMIT_LOGIN_PER_EMAIL": "1000000000",
+        # A run outlasts the 15-minute default: the token taken at the start serves to the end.
+        "USERS_ACCESS_TOKEN_LIFETIME_SECONDS": str(6 * 3600),
     }
     for app in APPS_WITH_SETTINGS:
         try:

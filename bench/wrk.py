@@ -100,6 +100,16 @@ class WrkResult:
     p99_ms: float
     mean_ms: float
     max_ms: float
+    # CPU seconds the server's processes used during the interval (None: not measured).
+    server_cpu_s: float | None = None
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU time per request: what its requests/s would be, had it the
+        same CPU in every interval (on a shared machine, far steadier than req/s)."""
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
 
     @property
     def rps(self) -> float:
