@@ -3,7 +3,7 @@
 Three kinds of numbers, gathered three ways:
 
 * Requests (count by route template, method and status; latency): counted as they
-  happen by ``MetricsMiddleware``, a pure ASGI middleware.
+  happen by ``record``, which the request middleware (``main.RequestMiddleware``) calls.
 * This process's state (pool connections in use and waiting, the flag cache and both
   listeners): sampled every ``SAMPLE_SECONDS`` by ``lifespan``'s task, so no request
   pays for them. The same task writes the request counts, kept in a plain dict between
@@ -40,7 +40,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from fastapi_server.resources.database.databases import Databases
 from fastapi_server.resources.database.pool import AdmissionGate
@@ -141,48 +141,29 @@ def flush_request_counts() -> None:
         child.inc(count)
 
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template (``scope["route"]``, set by
-    the router), never by its raw path, so the label values stay few."""
+# The REQUESTS and LATENCY children of each (route template, method, status) seen so far.
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # what the client gets when the app fails before answering
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            self._record(scope, status, time.perf_counter() - start)
-
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        template: str = getattr(route, "path", None) or "unmatched"
-        method: str = scope["method"]
-        key = (template, method, status)
-        children = self._children.get(key)
-        if children is None:
-            method = method if method in METHODS else "OTHER"
-            children = (
-                REQUESTS.labels(template, method, str(status)),
-                LATENCY.labels(template, method),
-            )
-            self._children[key] = children
-        counter = children[0]
-        _unflushed[counter] = _unflushed.get(counter, 0) + 1
-        children[1].observe(seconds)
+def record(scope: Scope, status: int, seconds: float) -> None:
+    """Count and time one HTTP request by its route template (``scope["route"]``, set by
+    the router), never by its raw path, so the label values stay few. The request
+    middleware (``main.RequestMiddleware``) calls it when metrics are on."""
+    route = scope.get("route")
+    template: str = getattr(route, "path", None) or "unmatched"
+    method: str = scope["method"]
+    key = (template, method, status)
+    children = _children.get(key)
+    if children is None:
+        method = method if method in METHODS else "OTHER"
+        children = (
+            REQUESTS.labels(template, method, str(status)),
+            LATENCY.labels(template, method),
+        )
+        _children[key] = children
+    counter = children[0]
+    _unflushed[counter] = _unflushed.get(counter, 0) + 1
+    children[1].observe(seconds)
 
 
 def sample(state: Any) -> None:
@@ -265,8 +246,7 @@ async def metrics(request: Request, dbs: DBs) -> Response:
 
 
 def instrument(app: FastAPI, database_families: DatabaseFamilies) -> None:
-    """Count every request and serve ``/metrics`` with ``database_families`` among the
-    metrics (call last in ``create_app``)."""
+    """Serve ``/metrics`` with ``database_families`` among the metrics (call last in
+    ``create_app``, whose request middleware then calls ``record``)."""
     app.state.metrics_database_families = database_families
-    app.add_middleware(MetricsMiddleware)
     app.include_router(router)
