@@ -86,6 +86,12 @@ def test_quick_run_measures_everything_and_stops_what_it_started(
     assert {target["result"] for target in figures["targets"]} <= RESULTS
     assert "ratio" in result.stdout  # the table was printed
     assert figures["memory"]["samples"][-1]["requests"] >= 2000 * 0.9
+    # Each interval says what CPU the server spent on it.
+    assert all(r["server_cpu_s"] > 0 for r in rows["evaluate"]["rounds"]), rows["evaluate"]
+    # The storm's /_status p99 is judged against hashing alone, measured in the same round.
+    storm = figures["status_under_login"]
+    assert storm["hashing_threads"] >= 1
+    assert [r["hashers_alone"]["p99_ms"] > 0 for r in storm["rounds"]] == [True], storm
     # Both sides of the comparison measured in the same rounds, each on its own server.
     for key in ("login", "user"):
         base, big = rows[f"{key}_base"], rows[f"{key}_big"]
