@@ -105,8 +105,7 @@ class WrkResult:
 
     @property
     def cpu_us_per_request(self) -> float | None:
-        """The server's CPU time per request: what its requests/s would be, had it the
-        same CPU in every interval (on a shared machine, far steadier than req/s)."""
+        """The server's CPU time per request, in µs (all its processes)."""
         if self.server_cpu_s is None or not self.requests:
             return None
         return self.server_cpu_s / self.requests * 1e6
