@@ -11,24 +11,18 @@ loop, no database, no login code. Run it with the API's environment.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import threading
 import time
 
-from fastapi_server.apps.users.passwords import hash_password_sync
+from fastapi_server.apps.users.passwords import hash_password_sync, yield_to_requests
 from fastapi_server.apps.users.settings import get_users_settings
 
 
 def hash_until(deadline: float, niceness: int) -> None:
     """Hash one password after another until ``deadline`` (``time.monotonic()``), at the
-    priority the API gives its hashing threads."""
-    if niceness and sys.platform == "linux":
-        with contextlib.suppress(OSError):
-            thread = threading.get_native_id()
-            current = os.getpriority(os.PRIO_PROCESS, thread)
-            os.setpriority(os.PRIO_PROCESS, thread, current + niceness)
+    priority the API gives its hashing threads (the same call)."""
+    yield_to_requests(niceness)
     while time.monotonic() < deadline:
         hash_password_sync("bench-floor-password")
 

@@ -64,12 +64,12 @@ def _executor(threads: int, niceness: int = 0) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(
         max_workers=threads,
         thread_name_prefix="password-hash",
-        initializer=_yield_to_requests,
+        initializer=yield_to_requests,
         initargs=(niceness,),
     )
 
 
-def _yield_to_requests(niceness: int) -> None:
+def yield_to_requests(niceness: int) -> None:
     """Lower this hashing thread's priority (Linux schedules threads one by one, and raising
     one's own niceness needs no privilege); elsewhere threads keep the process's."""
     if niceness and sys.platform == "linux":
