@@ -760,24 +760,17 @@ class Benchmark:
             server.terminate()
             server.stop()
         added_us, why_not = self._metrics_added_us()
-        paired: dict[str, list[float]] = {}
+        paired_cpu: dict[str, list[float]] = {}
+        paired_rps: dict[str, list[float]] = {}
         for key in METRICS_KEYS:
             off, on = self.endpoints[f"{key}_metrics_off"], self.endpoints[f"{key}_metrics_on"]
-            paired[key] = cpu_ratios(off.rounds, on.rounds)
+            paired_cpu[key] = [round(r, 3) for r in cpu_ratios(off.rounds, on.rounds)]
+            paired_rps[key] = [round(r, 3) for r in pair_ratios(off.rounds, on.rounds)]
             self._metrics_target(off, on, added_us, off.unavailable or why_not)
         self.sections["metrics_cost"] = {
             "added_us_per_request": added_us,
-            "paired_cpu_ratios": {k: [round(r, 3) for r in v] for k, v in paired.items()},
-            "paired_rps_ratios": {
-                key: [
-                    round(r, 3)
-                    for r in pair_ratios(
-                        self.endpoints[f"{key}_metrics_off"].rounds,
-                        self.endpoints[f"{key}_metrics_on"].rounds,
-                    )
-                ]
-                for key in METRICS_KEYS
-            },
+            "paired_cpu_ratios": paired_cpu,
+            "paired_rps_ratios": paired_rps,
         }
 
     def _metrics_added_us(self) -> tuple[float | None, str]:
