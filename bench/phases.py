@@ -119,7 +119,6 @@ class Benchmark:
         self.sections: dict[str, Any] = {}
         self.pids: list[int] = []
         self.logins = LoginLoad(path="/login", population=1, password="")
-        self.idle_status: ProbeResult | None = None
         self.env: dict[str, str] = {}
         self.servers: dict[str, stack.Server] = {}
         self.scale_url = ""  # a copy of the seeded database, for the --users comparison
@@ -365,7 +364,7 @@ class Benchmark:
     def status_idle(self) -> None:
         """``/_status`` latency of the idle API (before any load)."""
         probe_latency(self.api.port, "/_status", 1)  # warm-up: connections, first requests
-        idle = self.idle_status = probe_latency(self.api.port, "/_status", self.plan.status_s)
+        idle = probe_latency(self.api.port, "/_status", self.plan.status_s)
         say(f"/_status idle: p50 {idle.p50_ms:.2f} ms, p99 {idle.p99_ms:.2f} ms")
 
     def status_under_login(self) -> None:
