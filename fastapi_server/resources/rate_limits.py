@@ -1,7 +1,7 @@
 """Rate limits as the HTTP side applies them: a rule per counted thing, a 429 over it.
 
 The counts live in PostgreSQL (``database/rate_limits.py``), so every worker and
-instance shares them. They are taken in a short transaction of their own before the
+instance shares them. They are taken by one statement that commits on its own, before the
 request's work (``Database.bookkeeping``): a request that then fails still counts, and
 a request waiting for a password hashing turn holds no connection meanwhile.
 """

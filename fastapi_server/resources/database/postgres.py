@@ -385,10 +385,21 @@ class Database:
 
     @asynccontextmanager
     async def bookkeeping(self) -> AsyncIterator[AsyncSession]:
-        """A short transaction apart from the request's, committed at once: for counts
-        that must hold whatever the request then does (rate limits), taken before the
-        request's own work, so it holds no connection while that work waits."""
-        async with self.transaction() as session:
+        """A session apart from the request's, for counts that must hold whatever the
+        request then does (rate limits), taken before the request's own work, so it holds
+        no connection while that work waits.
+
+        Each statement commits on its own (autocommit): one round trip, where BEGIN and
+        COMMIT around it would make three. So each statement run here must be whole by
+        itself, as the rate limits' single upsert is. Behind PgBouncer, where the
+        statement timeout exists only inside a transaction, it is one transaction."""
+        if self.reads_in_transaction:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with AdmittedSession(
+            bind=self.autocommit_engine, expire_on_commit=False, gate=self.gate
+        ) as session:
             yield session
 
     def request_scope(self, read_only: bool) -> RequestScope:

@@ -35,6 +35,8 @@ from fastapi_server.resources.database.postgres import (
     is_refused_value,
     rows,
 )
+from fastapi_server.resources.database.rate_limits import RateLimitsDB
+from fastapi_server.tests.helpers.statements import recorded_statements
 from fastapi_server.tests.helpers.users import auth_headers, make_user
 
 
@@ -99,6 +101,26 @@ async def test_a_read_only_scope_reads_on_one_connection_and_refuses_writes(
         scope.session.add(FeatureFlag(codename="FF_NEVER", label="Never written"))
         with pytest.raises(ReadOnlySessionError):
             await rows(scope.session, select(FeatureFlag.codename))
+
+
+@pytest.mark.parametrize("behind_pgbouncer", [False, True], ids=["direct", "pgbouncer"])
+async def test_a_rate_limit_count_is_committed_by_its_own_statement(
+    engine: AsyncEngine, clean_database: str, behind_pgbouncer: bool
+) -> None:
+    """The count outlives the request without BEGIN and COMMIT around it (one round
+    trip); behind PgBouncer, where the statement timeout needs a transaction, in one."""
+    key = f"test:ip:{uuid.uuid4()}"
+    database = Database(engine, reads_in_transaction=behind_pgbouncer)
+    async with recorded_statements(engine) as recorded, database.bookkeeping() as session:
+        hits = await RateLimitsDB(session).hit({key: 60})
+    assert hits[key].hits == 1
+    # What each statement is, in no order: the driver's own are logged a loop turn later.
+    sent = sorted(s.split()[0].rstrip(";") for s in recorded)
+    sent = [word for word in sent if word in ("BEGIN", "INSERT", "COMMIT", "ROLLBACK")]
+    assert sent == (["BEGIN", "COMMIT", "INSERT"] if behind_pgbouncer else ["INSERT"])
+    async with engine.connect() as conn:  # another connection sees it: committed
+        counted = text("SELECT hits FROM rate_limit_counters WHERE key = :key")
+        assert await conn.scalar(counted, {"key": key}) == 1
 
 
 async def _close_api_connections(engine: AsyncEngine) -> None:
