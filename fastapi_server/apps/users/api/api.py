@@ -149,32 +149,34 @@ _LOGIN_RESPONSES = error_responses(
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class LoginForm(OAuth2PasswordRequestForm):
+async def login_form(
+    username: Annotated[str, Form(min_length=1, description="The account's email.")],
+    password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
+    grant_type: Annotated[str, Form(description="Ignored (OAuth2 sends `password`).")] = "",
+    scope: Annotated[str, Form()] = "",
+    client_id: Annotated[str, Form()] = "",
+    client_secret: Annotated[str, Form(json_schema_extra={"format": "password"})] = "",
+) -> OAuth2PasswordRequestForm:
     """The OAuth2 password form, with what the API requires of it stated in OpenAPI: an
-    empty ``username`` or ``password`` counts as missing (422)."""
+    empty ``username`` or ``password`` counts as missing (422).
 
-    def __init__(
-        self,
-        *,
-        username: Annotated[str, Form(min_length=1, description="The account's email.")],
-        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
-        grant_type: Annotated[str, Form(description="Ignored (OAuth2 sends `password`).")] = "",
-        scope: Annotated[str, Form()] = "",
-        client_id: Annotated[str, Form()] = "",
-        client_secret: Annotated[str, Form(json_schema_extra={"format": "password"})] = "",
-    ) -> None:
-        super().__init__(
-            grant_type=grant_type or None,
-            username=username,
-            password=password,
-            scope=scope,
-            client_id=client_id or None,
-            client_secret=client_secret or None,
-        )
+    A coroutine rather than a subclass of the form: FastAPI calls a class dependency in
+    a worker thread, a hop that every login would pay for nothing."""
+    return OAuth2PasswordRequestForm(
+        grant_type=grant_type or None,
+        username=username,
+        password=password,
+        scope=scope,
+        client_id=client_id or None,
+        client_secret=client_secret or None,
+    )
 
 
 async def login(
-    form: Annotated[LoginForm, Depends()], dbs: DBs, request: Request, response: Response
+    form: Annotated[OAuth2PasswordRequestForm, Depends(login_form)],
+    dbs: DBs,
+    request: Request,
+    response: Response,
 ) -> TokenPairOut:
     """Log in with the OAuth2 password form."""
     await within_rate_limits(request, "login", form.username)
