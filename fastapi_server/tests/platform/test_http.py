@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
@@ -37,6 +42,42 @@ def test_every_route_the_api_serves_is_a_database_route(settings: Settings) -> N
         for method in route.methods or ()
     }
     assert documented == declared
+
+
+def _a_coroutine(call: Callable[..., Any]) -> bool:
+    """Is ``call`` awaited by FastAPI: a coroutine function, or an instance (a security
+    scheme) whose ``__call__`` is one? A class is called, in a worker thread."""
+    if inspect.isclass(call):
+        return False
+    method = type(call).__call__  # an instance's own method, which callable() does not tell
+    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(method)
+
+
+def _synchronous(dependant: Dependant) -> list[str]:
+    """The callables under ``dependant`` that FastAPI would call in a worker thread."""
+    found = []
+    for sub in dependant.dependencies:
+        call = sub.call
+        if call is not None and not _a_coroutine(call):
+            found.append(getattr(call, "__qualname__", type(call).__qualname__))
+        found += _synchronous(sub)
+    return found
+
+
+def test_no_endpoint_or_dependency_costs_a_worker_thread() -> None:
+    """FastAPI calls a ``def`` endpoint or dependency, a class included, in a worker
+    thread: a hop per request that nothing in this API needs (hashing has its own pool)."""
+    found = [
+        f"{_label(route)}: {name}"
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for name in [
+            *([] if _a_coroutine(route.endpoint) else [route.endpoint.__name__]),
+            *_synchronous(route.dependant),
+        ]
+    ]
+    assert found == []
 
 
 async def test_a_route_without_the_database_route_class_fails_clearly(
