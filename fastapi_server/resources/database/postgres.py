@@ -391,8 +391,9 @@ class Database:
 
         Each statement commits on its own (autocommit): one round trip, where BEGIN and
         COMMIT around it would make three. So each statement run here must be whole by
-        itself, as the rate limits' single upsert is. Behind PgBouncer, where the
-        statement timeout exists only inside a transaction, it is one transaction."""
+        itself, as the rate limits' single upsert is; ORM changes are flushed at the end.
+        Behind PgBouncer, where the statement timeout exists only inside a transaction,
+        it is one transaction."""
         if self.reads_in_transaction:
             async with self.transaction() as session:
                 yield session
@@ -401,6 +402,7 @@ class Database:
             bind=self.autocommit_engine, expire_on_commit=False, gate=self.gate
         ) as session:
             yield session
+            await session.commit()  # flushes what was added; sends no COMMIT
 
     def request_scope(self, read_only: bool) -> RequestScope:
         """A request's database access (``resources/http.py``): a ``ReadScope`` for a
