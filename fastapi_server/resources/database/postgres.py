@@ -398,9 +398,7 @@ class Database:
             async with self.transaction() as session:
                 yield session
             return
-        async with AdmittedSession(
-            bind=self.autocommit_engine, expire_on_commit=False, gate=self.gate
-        ) as session:
+        async with self.sessionmaker(bind=self.autocommit_engine) as session:
             yield session
             await session.commit()  # flushes what was added; sends no COMMIT
 
